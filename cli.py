@@ -1,0 +1,278 @@
+"""The `drip` command. Each subcommand is a thin call into the library; `main` turns DripError
+into a one-line message and an exit code (2 for bad input, 1 for anything else)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+import subscriptions
+from config import Settings
+from course import load_course
+from emails import Recipient, render_confirmation
+from errors import ConfigError, CourseError, DripError, InvalidInput, UnknownCourse
+from models import Subscriber, Subscription, SubscriptionState
+from runtime import Runtime
+from scheduler.runner import run_forever, utc_now
+from send import SendStatus
+
+Handler = Callable[[argparse.Namespace, Runtime], int]
+COMMANDS: dict[str, Handler] = {}
+PREVIEW_RECIPIENT = Recipient(
+    email="reader@example.com", name="Alex", unsubscribe_token="preview", manage_token="preview"
+)
+
+
+def command(handler: Handler) -> Handler:
+    COMMANDS[handler.__name__.removeprefix("cmd_").replace("_", "-")] = handler
+    return handler
+
+
+def out(text: str) -> None:
+    print(text, flush=True)
+
+
+@command
+def cmd_init(args: argparse.Namespace, rt: Runtime) -> int:
+    rt.init_database()
+    out(f"database ready: {rt.engine.url.render_as_string(hide_password=True)}")
+    out(f"courses: {', '.join(sorted(rt.courses))}")
+    return 0
+
+
+@command
+def cmd_check(args: argparse.Namespace, rt: Runtime) -> int:
+    try:
+        courses = [load_course(args.path)] if args.path else list(rt.courses.values())
+    except CourseError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    for course in courses:
+        out(
+            f"ok: {course.slug}: {course.title!r}, {course.total_days} lessons, one every "
+            f"{course.interval_days} day(s) at {course.send_time:%H:%M} ({course.timezone})"
+        )
+    return 0
+
+
+@command
+def cmd_courses(args: argparse.Namespace, rt: Runtime) -> int:
+    with rt.sessions() as session:
+        counts = dict(
+            session.execute(
+                select(Subscription.course_slug, func.count())
+                .where(Subscription.state == SubscriptionState.ACTIVE)
+                .group_by(Subscription.course_slug)
+            ).all()
+        )
+    for slug, course in sorted(rt.courses.items()):
+        out(f"{slug}\t{course.title}\t{course.total_days} lessons\t{counts.get(slug, 0)} active")
+    return 0
+
+
+@command
+def cmd_subscribe(args: argparse.Namespace, rt: Runtime) -> int:
+    course = rt.course(args.course)
+    now = utc_now()
+    with rt.sessions() as session, session.begin():
+        sub = subscriptions.subscribe(
+            session, course, args.email, now=now, name=args.name or "",
+            timezone=args.tz, confirmed=args.confirmed,
+        )  # fmt: skip
+        email, name, token, state = sub.subscriber.email, sub.subscriber.name, sub.confirm_token, sub.state
+    out(f"{email}: {state} in {course.slug}")
+    if state is SubscriptionState.PENDING:
+        domain = course.sender_email.rpartition("@")[2]
+        message = render_confirmation(
+            course, email, name, rt.links.confirm(token), message_id=make_msgid(domain=domain), now=now
+        )
+        with rt.transport as transport:
+            (result,) = transport.send_messages([message])
+        if result.status is not SendStatus.SENT:
+            print(f"drip: the confirmation email was not sent: {result.reply}", file=sys.stderr)
+            return 1
+        out(f"confirmation email sent ({result.reply})")
+    return 0
+
+
+def _change_state(args: argparse.Namespace, rt: Runtime, verb: str) -> int:
+    if args.course:
+        rt.course(args.course)
+    now = utc_now()
+    with rt.sessions() as session, session.begin():
+        found = subscriptions.find_live(session, args.email, args.course)
+        for sub in found:
+            if verb == "unsubscribe":
+                subscriptions.unsubscribe(sub, now)
+            elif verb == "pause":
+                subscriptions.pause(sub)
+            else:
+                subscriptions.resume(sub, rt.course(sub.course_slug), now)
+            out(f"{args.email}: {sub.state} in {sub.course_slug}")
+    if not found:
+        raise InvalidInput(f"{args.email} has no live subscription" + (
+            f" to {args.course}" if args.course else ""))  # fmt: skip
+    return 0
+
+
+@command
+def cmd_unsubscribe(args: argparse.Namespace, rt: Runtime) -> int:
+    return _change_state(args, rt, "unsubscribe")
+
+
+@command
+def cmd_pause(args: argparse.Namespace, rt: Runtime) -> int:
+    return _change_state(args, rt, "pause")
+
+
+@command
+def cmd_resume(args: argparse.Namespace, rt: Runtime) -> int:
+    return _change_state(args, rt, "resume")
+
+
+@command
+def cmd_subscribers(args: argparse.Namespace, rt: Runtime) -> int:
+    query = (
+        select(Subscriber.email, Subscription)
+        .join(Subscription.subscriber)
+        .order_by(Subscription.course_slug, Subscriber.email_key, Subscription.id)
+    )
+    if args.course:
+        rt.course(args.course)
+        query = query.where(Subscription.course_slug == args.course)
+    out("email\tcourse\tstate\tday\tnext lesson (local)\ttimezone")
+    with rt.sessions() as session:
+        for email, sub in session.execute(query):
+            due = "-"
+            if sub.next_due_at is not None:
+                due = f"{sub.next_due_at.astimezone(ZoneInfo(sub.timezone)):%Y-%m-%d %H:%M}"
+            out(f"{email}\t{sub.course_slug}\t{sub.state}\t{sub.current_day}\t{due}\t{sub.timezone}")
+    return 0
+
+
+@command
+def cmd_tick(args: argparse.Namespace, rt: Runtime) -> int:
+    now = parse_instant(args.now) if args.now else utc_now()
+    result = rt.dispatcher.run_pass(now)
+    out(f"{now.isoformat()}: sent {result.sent}, deferred {result.deferred}, "
+        f"bounced {result.bounced}")  # fmt: skip
+    return 0
+
+
+@command
+def cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
+    rt.init_database()
+    run_forever(rt.dispatcher, rt.settings.tick_seconds)
+    return 0
+
+
+@command
+def cmd_preview(args: argparse.Namespace, rt: Runtime) -> int:
+    message = _lesson_message(rt, args.slug, args.day, PREVIEW_RECIPIENT)
+    if args.format == "eml":
+        sys.stdout.write(message.as_string())
+    else:
+        part = message.get_body(preferencelist=(args.format,))
+        sys.stdout.write(part.get_content() if part is not None else "")
+    return 0
+
+
+@command
+def cmd_send_test(args: argparse.Namespace, rt: Runtime) -> int:
+    recipient = Recipient(
+        email=subscriptions.normalize_email(args.to), name="", unsubscribe_token="test",
+        manage_token="test",
+    )  # fmt: skip
+    with rt.transport as transport:
+        (result,) = transport.send_messages([_lesson_message(rt, args.slug, args.day, recipient)])
+    out(f"{result.status.value}: {result.reply}")
+    return 0 if result.status is SendStatus.SENT else 1
+
+
+def _lesson_message(rt: Runtime, slug: str, day: int, recipient: Recipient) -> EmailMessage:
+    course = rt.course(slug)
+    if not 1 <= day <= course.total_days:
+        raise InvalidInput(f"{slug} has days 1..{course.total_days}, not {day}")
+    domain = course.sender_email.rpartition("@")[2]
+    return rt.renderer.render(
+        course, day, recipient, message_id=make_msgid(domain=domain), now=utc_now()
+    )
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO-8601 instant; without an offset it is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidInput(f"--now {text!r} is not an ISO-8601 date and time") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="drip", description="Email drip courses.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help)
+
+    add("init", "create or upgrade the database")
+    add("check", "validate a course folder").add_argument("path", nargs="?", type=Path)
+    add("courses", "list the loaded courses")
+    p = add("subscribe", "subscribe an address to a course")
+    p.add_argument("email")
+    p.add_argument("--course", required=True)
+    p.add_argument("--name")
+    p.add_argument("--tz", help="IANA time zone, e.g. Europe/Paris (default: the course's)")
+    p.add_argument("--confirmed", action="store_true", help="skip the confirmation email")
+    for name, help in (("unsubscribe", "end"), ("pause", "pause"), ("resume", "resume")):
+        p = add(name, f"{help} an address's subscriptions")
+        p.add_argument("email")
+        p.add_argument("--course")
+    add("subscribers", "list subscriptions").add_argument("--course")
+    add("tick", "run one dispatch pass").add_argument("--now", help="ISO-8601 instant (UTC if no offset)")
+    add("run", "run the scheduler until stopped")
+    p = add("preview", "print a lesson email as a subscriber gets it")
+    p.add_argument("slug")
+    p.add_argument("day", type=int)
+    p.add_argument("--format", choices=("html", "text", "eml"), default="text")
+    p = add("send-test", "send a lesson to an address now, outside any subscription")
+    p.add_argument("slug")
+    p.add_argument("day", type=int)
+    p.add_argument("--to", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        return COMMANDS[args.command](args, Runtime(Settings.load()))
+    except (InvalidInput, UnknownCourse, ConfigError) as exc:
+        print(f"drip: {exc}", file=sys.stderr)
+        return 2
+    except CourseError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 1
+    except DripError as exc:
+        print(f"drip: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Settings from DRIP_* environment variables, over an optional drip.toml, over embedded defaults.
+
+One Settings object is built at the edge (the CLI) and passed in; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from errors import ConfigError
+
+BUNDLED_COURSES = Path(__file__).resolve().parent / "course" / "sample"
+DEV_SECRET_KEY = "drip-development-key-change-me"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything drip can be told. Field `x` is read from DRIP_X or from `x = ...` in drip.toml."""
+
+    database_url: str = "sqlite:///drip.db"
+    smtp_url: str | None = None
+    outbox_dir: Path = Path("outbox")
+    base_url: str = "http://localhost:8000"
+    secret_key: str = DEV_SECRET_KEY
+    courses_dir: Path = BUNDLED_COURSES
+    tick_seconds: float = 30.0
+    batch_size: int = 200
+    lease_seconds: float = 300.0
+    retry_base_seconds: float = 60.0
+    retry_ceiling_seconds: float = 6 * 3600.0
+
+    @classmethod
+    def load(
+        cls, environ: Mapping[str, str] | None = None, toml_path: Path | None = None
+    ) -> Settings:
+        """Defaults, then drip.toml (DRIP_CONFIG or ./drip.toml if present), then DRIP_* variables."""
+        environ = os.environ if environ is None else environ
+        toml_path = toml_path or Path(environ.get("DRIP_CONFIG", "drip.toml"))
+        values: dict[str, Any] = {}
+        if toml_path.is_file():
+            try:
+                values.update(tomllib.loads(toml_path.read_text(encoding="utf-8")))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{toml_path}: {exc}") from exc
+        for f in fields(cls):
+            env_value = environ.get(f"DRIP_{f.name.upper()}")
+            if env_value not in (None, ""):
+                values[f.name] = env_value
+        return cls().with_values(values)
+
+    def with_values(self, values: Mapping[str, Any]) -> Settings:
+        """A copy with `values` converted to each field's type; unknown or malformed ones are errors."""
+        known = {f.name: f for f in fields(self)}
+        converted: dict[str, Any] = {}
+        for name, raw in values.items():
+            if name not in known:
+                raise ConfigError(f"unknown setting {name!r}")
+            default = getattr(self, name)
+            try:
+                converted[name] = _convert(raw, default)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"setting {name} (DRIP_{name.upper()}): {exc}") from exc
+            if isinstance(converted[name], int | float) and converted[name] <= 0:
+                raise ConfigError(f"setting {name} (DRIP_{name.upper()}) must be positive")
+        return replace(self, **converted)
+
+
+def _convert(raw: Any, default: Any) -> Any:
+    if isinstance(default, Path):
+        return Path(str(raw)).expanduser()
+    if isinstance(default, bool):
+        return str(raw).lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return str(raw)

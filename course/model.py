@@ -1,0 +1,57 @@
+"""Course and Lesson: immutable content, loaded once and shared by every send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One day's email. `body` is the Markdown source after the front matter."""
+
+    day: int
+    subject: str
+    title: str
+    teaser: str
+    body: str
+    source: Path
+    preheader: str = ""
+
+
+@dataclass(frozen=True)
+class Course:
+    """A course as its author wrote it: settings from course.toml and lessons ordered by day."""
+
+    slug: str
+    title: str
+    sender_name: str
+    sender_email: str
+    postal_address: str
+    path: Path
+    lessons: tuple[Lesson, ...]
+    description: str = ""
+    reply_to: str = ""
+    timezone: str = "UTC"
+    send_time: time = field(default_factory=lambda: time(9, 0))
+    interval_days: int = 1
+
+    @property
+    def total_days(self) -> int:
+        return len(self.lessons)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def lesson(self, day: int) -> Lesson:
+        """The lesson for `day` (1-based); IndexError outside the course."""
+        if not 1 <= day <= len(self.lessons):
+            raise IndexError(f"course {self.slug!r} has no day {day}")
+        return self.lessons[day - 1]
+
+    def next_lesson(self, day: int) -> Lesson | None:
+        """The lesson after `day`, whose teaser ends today's email; None on the last day."""
+        return self.lessons[day] if day < len(self.lessons) else None

@@ -1,0 +1,202 @@
+"""The database: subscribers, their subscriptions (the membership) and deliveries (the receipts).
+
+Times are stored as naive UTC and handed out as aware UTC, the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import UTC, datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Time,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    text,
+    event,
+)
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the column: one meaning on every database."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class SubscriptionState(enum.StrEnum):
+    PENDING = "pending"  # awaiting double opt-in
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+
+
+class DeliveryState(enum.StrEnum):
+    SENDING = "sending"  # claimed; the SMTP conversation may be under way
+    SENT = "sent"
+    DEFERRED = "deferred"  # a temporary failure; retried later
+    FAILED = "failed"  # given up after retrying too long
+    BOUNCED = "bounced"  # refused permanently for this recipient
+
+
+LIVE_STATES = (SubscriptionState.PENDING, SubscriptionState.ACTIVE, SubscriptionState.PAUSED)
+LIVE_STATES_SQL = "state IN ('pending', 'active', 'paused')"
+
+
+def _enum(cls: type[enum.StrEnum]) -> SAEnum:
+    return SAEnum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        length=20,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+def new_token() -> str:
+    """192 random bits, URL-safe: unguessable, so the token itself is the credential."""
+    return secrets.token_urlsafe(24)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    # Python's casefold, not SQL lower(): SQLite's lower() only folds ASCII.
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    subscriptions: Mapped[list[Subscription]] = relationship(back_populates="subscriber")
+
+    @staticmethod
+    def key_for(email: str) -> str:
+        return email.strip().casefold()
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        # One live enrolment per course; ended ones stay as history, and a re-subscribe is new.
+        Index(
+            "uq_subscriptions_live",
+            "subscriber_id",
+            "course_slug",
+            unique=True,
+            sqlite_where=text(LIVE_STATES_SQL),
+            postgresql_where=text(LIVE_STATES_SQL),
+        ),
+        # "What is due now" reads only the due rows: state equality, then a range on next_due_at.
+        Index("ix_subscriptions_due", "state", "next_due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    course_slug: Mapped[str] = mapped_column(String(100))
+    state: Mapped[SubscriptionState] = mapped_column(_enum(SubscriptionState))
+    current_day: Mapped[int] = mapped_column(Integer, default=0)  # the last lesson sent
+    timezone: Mapped[str] = mapped_column(String(64))
+    send_time: Mapped[time | None] = mapped_column(Time, nullable=True)  # None: the course's
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    retry_attempts: Mapped[int] = mapped_column(Integer, default=0)  # for the current lesson
+    confirm_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
+    unsubscribe_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
+    manage_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="subscription")
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "day", name="uq_deliveries_subscription_day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE")
+    )
+    day: Mapped[int] = mapped_column(Integer)
+    state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState))
+    message_id: Mapped[str] = mapped_column(String(255))
+    smtp_reply: Mapped[str] = mapped_column(String(500), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    subscription: Mapped[Subscription] = relationship(back_populates="deliveries")
+
+
+IMMEDIATE = {"drip_sqlite_immediate": True}
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`. SQLite gets WAL, a busy timeout and explicit BEGINs, so claims can
+    take the write lock up front (BEGIN IMMEDIATE) and a second process waits instead of failing."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("drip_sqlite_immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine, but its transactions take SQLite's write lock at BEGIN (no-op elsewhere)."""
+    return engine.execution_options(**IMMEDIATE)

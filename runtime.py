@@ -1,0 +1,82 @@
+"""The parts of a running drip, built once from Settings: database, courses, transport, renderer.
+
+The CLI and the web app both start from a Runtime, so each part is configured in one place.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+
+from sqlalchemy import Engine, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+import migrations
+from config import Settings
+from course import Course, load_courses
+from emails import LessonRenderer, Links
+from errors import DripError, UnknownCourse
+from models import make_engine, make_sessionmaker
+from scheduler.dispatch import Dispatcher, RetryPolicy
+from send import Transport, transport_from_url
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        """Sessions on a database that `drip init` has set up (a clear error otherwise)."""
+        if not inspect(self.engine).has_table("alembic_version"):
+            raise DripError(
+                f"the database at {self.engine.url.render_as_string(hide_password=True)} "
+                "is not initialised: run `drip init` first"
+            )
+        return make_sessionmaker(self.engine)
+
+    def init_database(self) -> None:
+        migrations.upgrade(self.engine)
+
+    @cached_property
+    def courses(self) -> dict[str, Course]:
+        return load_courses(self.settings.courses_dir)
+
+    def course(self, slug: str) -> Course:
+        try:
+            return self.courses[slug]
+        except KeyError:
+            known = ", ".join(sorted(self.courses)) or "none"
+            raise UnknownCourse(f"unknown course {slug!r} (courses: {known})") from None
+
+    @cached_property
+    def links(self) -> Links:
+        return Links(self.settings.base_url)
+
+    @cached_property
+    def transport(self) -> Transport:
+        return transport_from_url(self.settings.smtp_url, self.settings.outbox_dir)
+
+    @cached_property
+    def renderer(self) -> LessonRenderer:
+        return LessonRenderer(self.links)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        self.sessions  # noqa: B018 -- fail early, with the message above, on an empty database
+        return Dispatcher(
+            engine=self.engine,
+            courses=self.courses,
+            transport=self.transport,
+            renderer=self.renderer,
+            batch_size=self.settings.batch_size,
+            lease=timedelta(seconds=self.settings.lease_seconds),
+            retry=RetryPolicy(
+                base=timedelta(seconds=self.settings.retry_base_seconds),
+                ceiling=timedelta(seconds=self.settings.retry_ceiling_seconds),
+            ),
+        )

@@ -1,0 +1,53 @@
+"""The long-running clock: APScheduler calls one dispatch pass every few seconds.
+
+APScheduler only decides when this process looks; what is due, and who sends it, is decided by
+the database, so any number of runners (and `drip tick` by hand) can share one database.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from scheduler.dispatch import Dispatcher
+
+log = logging.getLogger("drip.runner")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def run_forever(
+    dispatcher: Dispatcher,
+    interval_seconds: float,
+    *,
+    stop: threading.Event | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> None:
+    """Run dispatch passes every `interval_seconds` until SIGINT/SIGTERM (or `stop` is set);
+    a pass under way is finished before returning."""
+    stop = stop or threading.Event()
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(
+        lambda: dispatcher.run_pass(clock()),
+        IntervalTrigger(seconds=interval_seconds),
+        id="dispatch",
+        coalesce=True,
+        max_instances=1,
+        next_run_time=clock(),
+    )
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+    scheduler.start()
+    log.info("scheduler running: a dispatch pass every %gs; Ctrl-C stops", interval_seconds)
+    stop.wait()
+    log.info("stopping: finishing the pass under way")
+    scheduler.shutdown(wait=True)

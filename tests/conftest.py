@@ -1,0 +1,108 @@
+"""Shared fixtures: a migrated database on SQLite and on the machine's PostgreSQL, a real SMTP
+server on loopback, and a Runtime wired to both."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from smtp_server import smtp_server  # noqa: F401  (fixture)
+from sqlalchemy import Engine, create_engine, text
+
+import migrations
+from config import BUNDLED_COURSES, Settings
+from models import make_engine
+from runtime import Runtime
+
+POSTGRES_URL = os.environ.get(
+    "DRIP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday, 06:00 UTC
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database: a SQLite file, or a schema of its own on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'drip.db'}"
+        _migrate(url)
+        yield url
+        return
+    schema = f"drip_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    try:
+        _migrate(url)
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _migrate(url: str) -> None:
+    engine = make_engine(url)
+    migrations.upgrade(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def make_runtime(database_url: str, tmp_path: Path, **settings: object) -> Runtime:
+    values = {
+        "database_url": database_url,
+        "outbox_dir": tmp_path / "outbox",
+        "base_url": "https://drip.example.org",
+        "courses_dir": BUNDLED_COURSES,
+        **settings,
+    }
+    return Runtime(Settings().with_values(values))
+
+
+@pytest.fixture
+def runtime(database_url: str, tmp_path: Path, smtp_server) -> Iterator[Runtime]:  # noqa: F811
+    """drip wired to the test database and the loopback SMTP server."""
+    rt = make_runtime(database_url, tmp_path, smtp_url=smtp_server.url)
+    yield rt
+    rt.engine.dispose()
+
+
+COURSE_TOML = """\
+slug = "tiny"
+title = "Tiny Course"
+sender_name = "Tiny Sender"
+sender_email = "lessons@tiny.example"
+reply_to = "reply@tiny.example"
+postal_address = "1 Tiny Road, Smalltown"
+timezone = "Europe/Paris"
+send_time = "08:30"
+"""
+
+
+def lesson_file(day: int, *, teaser: str | None = None, body: str | None = None) -> str:
+    teaser = f"Teaser of lesson {day}." if teaser is None else teaser
+    body = body if body is not None else f"Lesson {day} body for {{{{ first_name }}}}.\n"
+    return (
+        f"---\nday: {day}\nsubject: Subject {day}\ntitle: Title {day}\nteaser: {teaser}\n---\n\n"
+        f"{body}"
+    )
+
+
+def write_course(folder: Path, days: int = 3, toml: str = COURSE_TOML) -> Path:
+    """A small valid course in `folder`; tests then break it on purpose."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "course.toml").write_text(toml, encoding="utf-8")
+    for day in range(1, days + 1):
+        (folder / f"{day:02d}.md").write_text(lesson_file(day), encoding="utf-8")
+    return folder

@@ -1,0 +1,96 @@
+"""Loading and validating course folders: every problem named with its file and line."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+
+import pytest
+from conftest import lesson_file, write_course
+
+from config import BUNDLED_COURSES
+from course import load_course, load_courses
+from errors import CourseError
+
+
+def problems(folder: Path) -> list[str]:
+    with pytest.raises(CourseError) as caught:
+        load_course(folder)
+    return caught.value.problems
+
+
+def test_bundled_course_is_sound() -> None:
+    (course,) = load_courses(BUNDLED_COURSES).values()
+    assert course.slug == "bone-health" and course.total_days == 7
+    assert [lesson.day for lesson in course.lessons] == list(range(1, 8))
+    assert all(lesson.teaser for lesson in course.lessons[1:])
+    assert course.send_time == time(9, 0) and course.interval_days == 1
+    bodies = "\n".join(lesson.body for lesson in course.lessons)
+    assert "![" in bodies, "the sample course shows an image"
+    assert "[![" in bodies, "the sample course links a video thumbnail"
+    for lesson in course.lessons:
+        words = len(lesson.body.split())
+        assert 250 <= words <= 520, (lesson.source.name, words)
+
+
+def test_small_course_loads_with_settings(tmp_path: Path) -> None:
+    course = load_course(write_course(tmp_path / "tiny"))
+    assert (course.slug, course.timezone, course.send_time) == ("tiny", "Europe/Paris", time(8, 30))
+    assert course.lesson(2).subject == "Subject 2"
+    assert course.next_lesson(3) is None and course.next_lesson(1) == course.lesson(2)
+
+
+def test_gap_and_repeat_are_reported(tmp_path: Path) -> None:
+    folder = write_course(tmp_path / "c", days=4)
+    (folder / "03.md").unlink()
+    (folder / "05.md").write_text(lesson_file(2), encoding="utf-8")
+    found = problems(folder)
+    assert any("05.md:2: day 2 repeats 02.md" in p for p in found), found
+    assert any("day 3 is missing" in p for p in found), found
+
+
+def test_lesson_problems_name_file_and_line(tmp_path: Path) -> None:
+    folder = write_course(tmp_path / "c", days=3)
+    (folder / "02.md").write_text(lesson_file(2, teaser=""), encoding="utf-8")
+    (folder / "03.md").write_text(
+        "---\nday: 3\nsubject: ''\ntitle: T\nteaser: x\ncolour: red\n---\nHi {{ nickname }}\n",
+        encoding="utf-8",
+    )
+    found = problems(folder)
+    assert f"{folder / '02.md'}:5: teaser is required after day 1 (shown the day before)" in found
+    assert f"{folder / '03.md'}:3: subject is empty" in found
+    assert any(p.startswith(f"{folder / '03.md'}:6: unknown key 'colour'") for p in found)
+    assert any(p.startswith(f"{folder / '03.md'}:8: unknown placeholder 'nickname'") for p in found)
+
+
+def test_broken_yaml_template_and_missing_front_matter(tmp_path: Path) -> None:
+    folder = write_course(tmp_path / "c", days=3)
+    (folder / "01.md").write_text("# no front matter\n", encoding="utf-8")
+    (folder / "02.md").write_text("---\nday: 2\nsubject: [oops\n---\nbody\n", encoding="utf-8")
+    (folder / "03.md").write_text(lesson_file(3, body="line\n{% if %}\n"), encoding="utf-8")
+    found = problems(folder)
+    assert any(p.startswith(f"{folder / '01.md'}:1: no front matter") for p in found)
+    assert any(p.startswith(f"{folder / '02.md'}:") and "not valid YAML" in p for p in found)
+    assert any(p.startswith(f"{folder / '03.md'}:9: template error") for p in found), found
+
+
+def test_course_toml_problems(tmp_path: Path) -> None:
+    toml = 'slug = "Bad Slug"\ntitle = ""\nsender_email = "nope"\ntimezone = "Mars/Olympus"\n'
+    toml += 'send_time = "9am"\ninterval_days = 0\n'
+    found = problems(write_course(tmp_path / "c", toml=toml))
+    for expected in (
+        "slug 'Bad Slug'", "title is required", "sender_name is required",
+        "sender_email 'nope' is not a valid address", "timezone 'Mars/Olympus'",
+        "send_time '9am'", "interval_days 0", "postal_address is required",
+    ):  # fmt: skip
+        assert any(expected in p for p in found), (expected, found)
+
+
+def test_unparsable_toml_and_empty_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / "course.toml").write_text('slug = "x"\ntitle = \n', encoding="utf-8")
+    assert any(":2: not valid TOML" in p for p in problems(folder))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CourseError, match="no course folder"):
+        load_courses(tmp_path / "empty")

@@ -8,7 +8,6 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,7 +17,7 @@ from sqlalchemy import func, select
 import subscriptions
 from config import Settings
 from course import load_course
-from emails import Recipient, render_confirmation
+from emails import Outgoing, Recipient, render_confirmation
 from errors import ConfigError, CourseError, DripError, InvalidInput, UnknownCourse
 from models import Subscriber, Subscription, SubscriptionState
 from runtime import Runtime
@@ -90,12 +89,22 @@ def cmd_subscribe(args: argparse.Namespace, rt: Runtime) -> int:
             session, course, args.email, now=now, name=args.name or "",
             timezone=args.tz, confirmed=args.confirmed,
         )  # fmt: skip
-        email, name, token, state = sub.subscriber.email, sub.subscriber.name, sub.confirm_token, sub.state
+        email, name, token, state = (
+            sub.subscriber.email,
+            sub.subscriber.name,
+            sub.confirm_token,
+            sub.state,
+        )
     out(f"{email}: {state} in {course.slug}")
     if state is SubscriptionState.PENDING:
         domain = course.sender_email.rpartition("@")[2]
         message = render_confirmation(
-            course, email, name, rt.links.confirm(token), message_id=make_msgid(domain=domain), now=now
+            course,
+            email,
+            name,
+            rt.links.confirm(token),
+            message_id=make_msgid(domain=domain),
+            now=now,
         )
         with rt.transport as transport:
             (result,) = transport.send_messages([message])
@@ -157,7 +166,9 @@ def cmd_subscribers(args: argparse.Namespace, rt: Runtime) -> int:
             due = "-"
             if sub.next_due_at is not None:
                 due = f"{sub.next_due_at.astimezone(ZoneInfo(sub.timezone)):%Y-%m-%d %H:%M}"
-            out(f"{email}\t{sub.course_slug}\t{sub.state}\t{sub.current_day}\t{due}\t{sub.timezone}")
+            out(
+                f"{email}\t{sub.course_slug}\t{sub.state}\t{sub.current_day}\t{due}\t{sub.timezone}"
+            )
     return 0
 
 
@@ -179,11 +190,12 @@ def cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
 
 @command
 def cmd_preview(args: argparse.Namespace, rt: Runtime) -> int:
-    message = _lesson_message(rt, args.slug, args.day, PREVIEW_RECIPIENT)
+    outgoing = _lesson_message(rt, args.slug, args.day, PREVIEW_RECIPIENT)
+    message = outgoing.as_message()
     if args.format == "eml":
-        sys.stdout.write(message.as_string())
+        sys.stdout.write(outgoing.data.decode("ascii").replace("\r\n", "\n"))
     else:
-        part = message.get_body(preferencelist=(args.format,))
+        part = message.get_body(preferencelist=("plain" if args.format == "text" else "html",))
         sys.stdout.write(part.get_content() if part is not None else "")
     return 0
 
@@ -200,7 +212,7 @@ def cmd_send_test(args: argparse.Namespace, rt: Runtime) -> int:
     return 0 if result.status is SendStatus.SENT else 1
 
 
-def _lesson_message(rt: Runtime, slug: str, day: int, recipient: Recipient) -> EmailMessage:
+def _lesson_message(rt: Runtime, slug: str, day: int, recipient: Recipient) -> Outgoing:
     course = rt.course(slug)
     if not 1 <= day <= course.total_days:
         raise InvalidInput(f"{slug} has days 1..{course.total_days}, not {day}")
@@ -241,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("email")
         p.add_argument("--course")
     add("subscribers", "list subscriptions").add_argument("--course")
-    add("tick", "run one dispatch pass").add_argument("--now", help="ISO-8601 instant (UTC if no offset)")
+    add("tick", "run one dispatch pass").add_argument(
+        "--now", help="ISO-8601 instant (UTC if no offset)"
+    )
     add("run", "run the scheduler until stopped")
     p = add("preview", "print a lesson email as a subscriber gets it")
     p.add_argument("slug")
@@ -261,8 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    runtime: Runtime | None = None
     try:
-        return COMMANDS[args.command](args, Runtime(Settings.load()))
+        runtime = Runtime(Settings.load())
+        return COMMANDS[args.command](args, runtime)
     except (InvalidInput, UnknownCourse, ConfigError) as exc:
         print(f"drip: {exc}", file=sys.stderr)
         return 2
@@ -272,6 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DripError as exc:
         print(f"drip: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if runtime is not None:
+            runtime.close()
 
 
 if __name__ == "__main__":

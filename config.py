@@ -1,6 +1,6 @@
 """Settings from DRIP_* environment variables, over an optional drip.toml, over embedded defaults.
 
-One Settings object is built at the edge (the CLI) and passed in; nothing else reads the environment.
+One Settings object is built at the edge (the CLI) and passed in; nothing else reads os.environ.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Settings:
     def load(
         cls, environ: Mapping[str, str] | None = None, toml_path: Path | None = None
     ) -> Settings:
-        """Defaults, then drip.toml (DRIP_CONFIG or ./drip.toml if present), then DRIP_* variables."""
+        """Defaults, then drip.toml (DRIP_CONFIG, or ./drip.toml if present), then DRIP_*."""
         environ = os.environ if environ is None else environ
         toml_path = toml_path or Path(environ.get("DRIP_CONFIG", "drip.toml"))
         values: dict[str, Any] = {}
@@ -54,7 +54,7 @@ class Settings:
         return cls().with_values(values)
 
     def with_values(self, values: Mapping[str, Any]) -> Settings:
-        """A copy with `values` converted to each field's type; unknown or malformed ones are errors."""
+        """A copy with `values` converted to each field's type; unknown or malformed: error."""
         known = {f.name: f for f in fields(self)}
         converted: dict[str, Any] = {}
         for name, raw in values.items():

@@ -1,4 +1,4 @@
-"""The errors drip shows to people: one base class, so the CLI can turn any of them into a message."""
+"""The errors drip shows to people: one base class, so the CLI can show any as a message."""
 
 
 class DripError(Exception):

@@ -21,8 +21,8 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     create_engine,
-    text,
     event,
+    text,
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -150,9 +150,7 @@ class Delivery(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    subscription_id: Mapped[int] = mapped_column(
-        ForeignKey("subscriptions.id", ondelete="CASCADE")
-    )
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
     day: Mapped[int] = mapped_column(Integer)
     state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState))
     message_id: Mapped[str] = mapped_column(String(255))

@@ -25,6 +25,13 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    def close(self) -> None:
+        """Release the database connections (if any were opened) and the SMTP connection."""
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+        if "transport" in self.__dict__:
+            self.transport.close()
+
     @cached_property
     def engine(self) -> Engine:
         return make_engine(self.settings.database_url)

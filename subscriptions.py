@@ -91,7 +91,9 @@ def subscribe(
     return subscription
 
 
-def live_subscription(session: Session, subscriber_id: int, course_slug: str) -> Subscription | None:
+def live_subscription(
+    session: Session, subscriber_id: int, course_slug: str
+) -> Subscription | None:
     return session.scalar(
         select(Subscription).where(
             Subscription.subscriber_id == subscriber_id,
@@ -121,7 +123,9 @@ def by_token(session: Session, column: str, token: str) -> Subscription | None:
     """The subscription whose `column` token is `token`, compared in constant time."""
     if not token or len(token) > 64:
         return None
-    subscription = session.scalar(select(Subscription).where(getattr(Subscription, column) == token))
+    subscription = session.scalar(
+        select(Subscription).where(getattr(Subscription, column) == token)
+    )
     if subscription is None or not hmac.compare_digest(getattr(subscription, column), token):
         return None
     return subscription

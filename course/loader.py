@@ -54,7 +54,7 @@ def load_course(path: Path) -> Course:
 
 
 def load_courses(folder: Path) -> dict[str, Course]:
-    """Every course in `folder` (one sub-folder each, or `folder` itself if it holds course.toml)."""
+    """Every course in `folder`: one per sub-folder, or `folder` itself if it is one."""
     folder = Path(folder)
     if (folder / "course.toml").is_file():
         candidates = [folder]
@@ -101,7 +101,9 @@ def _check_settings(settings: dict[str, Any], path: Path, report: Report) -> dic
     for key in REQUIRED_COURSE_KEYS:
         if not str(settings.get(key, "")).strip():
             report.add(path, 1, f"{key} is required")
-    out = {key: str(value).strip() for key, value in settings.items() if key in COURSE_KEYS}
+    out: dict[str, Any] = {
+        key: str(value).strip() for key, value in settings.items() if key in COURSE_KEYS
+    }
     if out.get("slug") and not SLUG.match(out["slug"]):
         report.add(path, 1, f"slug {out['slug']!r}: use lowercase letters, digits and '-'")
     for key in ("sender_email", "reply_to"):
@@ -116,12 +118,14 @@ def _check_settings(settings: dict[str, Any], path: Path, report: Report) -> dic
         report.add(path, 1, f"timezone {out['timezone']!r} is not a known IANA time zone")
     match = SEND_TIME.match(out.get("send_time", "09:00"))
     if match is None:
-        report.add(path, 1, f"send_time {out['send_time']!r}: write it as HH:MM, e.g. \"09:00\"")
+        report.add(path, 1, f'send_time {out["send_time"]!r}: write it as HH:MM, e.g. "09:00"')
     else:
         out["send_time"] = time(int(match[1]), int(match[2]))
     interval = settings.get("interval_days", 1)
     if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-        report.add(path, 1, f"interval_days {interval!r}: must be a whole number of days, 1 or more")
+        report.add(
+            path, 1, f"interval_days {interval!r}: must be a whole number of days, 1 or more"
+        )
     out["interval_days"] = interval
     return out
 
@@ -134,11 +138,15 @@ def _read_lessons(folder: Path, report: Report) -> list[Lesson]:
     by_day: dict[int, Lesson] = {}
     for lesson in lessons:
         if lesson.day in by_day:
-            report.add(lesson.source, 2, f"day {lesson.day} repeats {by_day[lesson.day].source.name}")
+            report.add(
+                lesson.source, 2, f"day {lesson.day} repeats {by_day[lesson.day].source.name}"
+            )
         by_day.setdefault(lesson.day, lesson)
     for day in range(1, max(by_day, default=0) + 1):
         if day not in by_day:
-            report.add(folder, 1, f"day {day} is missing: days must run 1..{max(by_day)} without gaps")
+            report.add(
+                folder, 1, f"day {day} is missing: days must run 1..{max(by_day)} without gaps"
+            )
     return [by_day[day] for day in sorted(by_day)]
 
 
@@ -150,7 +158,9 @@ def _read_lesson(path: Path, report: Report) -> Lesson | None:
         return None
     tokens = _front_matter_parser.parse(text)
     if not tokens or tokens[0].type != "front_matter" or tokens[0].map is None:
-        report.add(path, 1, "no front matter: start the file with a '---' block (day, subject, ...)")
+        report.add(
+            path, 1, "no front matter: start the file with a '---' block (day, subject, ...)"
+        )
         return None
     front, body_start = tokens[0], tokens[0].map[1]
     meta_lines = _front_matter_lines(front.content, path, report)
@@ -158,7 +168,9 @@ def _read_lesson(path: Path, report: Report) -> Lesson | None:
         return None
     values, lines = meta_lines
     for key in sorted(set(values) - LESSON_KEYS):
-        report.add(path, lines[key], f"unknown key {key!r} (known: {', '.join(sorted(LESSON_KEYS))})")
+        report.add(
+            path, lines[key], f"unknown key {key!r} (known: {', '.join(sorted(LESSON_KEYS))})"
+        )
     day = values.get("day")
     if isinstance(day, bool) or not isinstance(day, int) or day < 1:
         report.add(path, lines.get("day", 1), f"day {day!r}: must be a whole number, 1 or more")
@@ -170,7 +182,9 @@ def _read_lesson(path: Path, report: Report) -> Lesson | None:
     if "\n" in fields["subject"]:
         report.add(path, lines["subject"], "subject must be one line")
     if day > 1 and not fields["teaser"]:
-        report.add(path, lines.get("teaser", 1), "teaser is required after day 1 (shown the day before)")
+        report.add(
+            path, lines.get("teaser", 1), "teaser is required after day 1 (shown the day before)"
+        )
     body = "\n".join(text.splitlines()[body_start:]).strip("\n") + "\n"
     if not body.strip():
         report.add(path, body_start + 1, "the lesson has no body")
@@ -207,7 +221,9 @@ def _check_body_template(body: str, path: Path, first_line: int, report: Report)
     for name in sorted(names - set(PLACEHOLDERS)):
         line = next((i for i, text in enumerate(body.splitlines(), 1) if name in text), 1)
         report.add(
-            path, first_line + line, f"unknown placeholder {name!r} (known: {', '.join(PLACEHOLDERS)})"
+            path,
+            first_line + line,
+            f"unknown placeholder {name!r} (known: {', '.join(PLACEHOLDERS)})",
         )
 
 

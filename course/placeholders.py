@@ -25,7 +25,9 @@ PLACEHOLDERS: dict[str, str] = {
 def lesson_environment() -> SandboxedEnvironment:
     """Sandboxed, strict (a misspelt placeholder is an error, not an empty string), no escaping:
     bodies are Markdown, and escaping for HTML happens when values are put in."""
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    return SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
 
 
 def compile_body(source: str) -> Template:

@@ -11,10 +11,8 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 
 import css_inline
@@ -24,13 +22,19 @@ from course.model import Course
 from course.placeholders import compile_body
 from emails.links import Links
 from emails.markdown import to_html, to_text
+from emails.mime import (
+    Multipart,
+    Outgoing,
+    QPTemplate,
+    address_header,
+    header,
+    qp,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PERSONAL = ("first_name", "email", "unsubscribe_url", "preferences_url", "view_online_url")
 SLOT = {name: f"dripslot{index}x{name.replace('_', '')}z" for index, name in enumerate(PERSONAL)}
 FALLBACK_FIRST_NAME = "friend"
-# CRLF on the wire; headers folded only past RFC 5322's 998, so List-Unsubscribe stays one line.
-WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 _layouts = Environment(
@@ -59,17 +63,11 @@ def one_line(value: str) -> str:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A lesson rendered for nobody in particular: markers where the personal values go."""
+    """A lesson rendered for nobody in particular, encoded, with slots for the personal values."""
 
-    subject: str
-    html: str
-    text: str
-
-
-def _fill(template: str, values: dict[str, str]) -> str:
-    for name, value in values.items():
-        template = template.replace(SLOT[name], value)
-    return template
+    mime: Multipart
+    text: QPTemplate
+    html: QPTemplate
 
 
 class LessonRenderer:
@@ -81,7 +79,8 @@ class LessonRenderer:
 
     def render(
         self, course: Course, day: int, recipient: Recipient, *, message_id: str, now: datetime
-    ) -> EmailMessage:
+    ) -> Outgoing:
+        """The lesson for `recipient`, as bytes ready to send."""
         prepared = self._prepared.get((course.slug, day))
         if prepared is None:
             prepared = self._prepared[(course.slug, day)] = self._prepare(course, day)
@@ -94,11 +93,19 @@ class LessonRenderer:
             "view_online_url": self.links.lesson(recipient.manage_token, day),
         }
         escaped = {name: html.escape(value) for name, value in values.items()}
-        msg = _envelope(course, recipient, prepared.subject, message_id, now)
-        msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        _set_body(msg, _fill(prepared.text, values), _fill(prepared.html, escaped))
-        return msg
+        personal = [
+            *_personal_headers(recipient.name, recipient.email, message_id, now),
+            f"List-Unsubscribe: <{unsubscribe_url}>\n".encode(),
+        ]
+        text, page = prepared.text.fill(values), prepared.html.fill(escaped)
+        data = prepared.mime.build(personal, text, page)
+        return Outgoing(course.sender_email, recipient.email, message_id, data)
+
+    def message(
+        self, course: Course, day: int, recipient: Recipient, *, message_id: str, now: datetime
+    ) -> EmailMessage:
+        """The same lesson as an EmailMessage, parsed back from the bytes that would be sent."""
+        return self.render(course, day, recipient, message_id=message_id, now=now).as_message()
 
     def _prepare(self, course: Course, day: int) -> _Prepared:
         lesson = course.lesson(day)
@@ -117,37 +124,51 @@ class LessonRenderer:
         text = _layouts.get_template("lesson.txt").render(
             body_text=to_text(body, course.slug, self.links), **context
         )
-        return _Prepared(subject=lesson.subject, html=_inliner.inline(page), text=text)
+        static = [
+            _from_header(course),
+            header("Subject", one_line(lesson.subject)),
+            *_list_headers(course),
+            header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ]
+        return _Prepared(
+            mime=Multipart(static),
+            text=QPTemplate(text, SLOT),
+            html=QPTemplate(_inliner.inline(page), SLOT),
+        )
+
+
+def _list_headers(course: Course) -> list[bytes]:
+    domain = course.sender_email.rpartition("@")[2]
+    lines = [header("List-Id", f"{one_line(course.title)} <{course.slug}.{domain}>")]
+    if course.reply_to:
+        lines.append(header("Reply-To", course.reply_to))
+    return lines
 
 
 def render_confirmation(
     course: Course, email: str, name: str, confirm_url: str, *, message_id: str, now: datetime
-) -> EmailMessage:
+) -> Outgoing:
     """The double opt-in email: one link that activates the subscription."""
     context = {"course": course, "first_name": one_line(name), "confirm_url": confirm_url}
-    recipient = Recipient(email=email, name=name, unsubscribe_token="", manage_token="")
-    msg = _envelope(course, recipient, f"Confirm your subscription: {course.title}", message_id, now)
-    page = _layouts.get_template("confirm.html").render(**context)
-    _set_body(msg, _layouts.get_template("confirm.txt").render(**context), _inliner.inline(page))
-    return msg
+    text = _layouts.get_template("confirm.txt").render(**context)
+    page = _inliner.inline(_layouts.get_template("confirm.html").render(**context))
+    mime = Multipart(
+        [
+            _from_header(course),
+            header("Subject", f"Confirm your subscription: {one_line(course.title)}"),
+            *_list_headers(course),
+        ]
+    )
+    data = mime.build(_personal_headers(name, email, message_id, now), qp(text), qp(page))
+    return Outgoing(course.sender_email, email, message_id, data)
 
 
-def _envelope(
-    course: Course, recipient: Recipient, subject: str, message_id: str, now: datetime
-) -> EmailMessage:
-    msg = EmailMessage(policy=WIRE_POLICY)
-    msg["From"] = Address(one_line(course.sender_name), addr_spec=course.sender_email)
-    msg["To"] = Address(one_line(recipient.name), addr_spec=recipient.email)
-    msg["Subject"] = one_line(subject)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id
-    if course.reply_to:
-        msg["Reply-To"] = course.reply_to
-    domain = course.sender_email.rpartition("@")[2]
-    msg["List-Id"] = f"{one_line(course.title)} <{course.slug}.{domain}>"
-    return msg
+def _personal_headers(name: str, email: str, message_id: str, now: datetime) -> list[bytes]:
+    return [
+        address_header("To", one_line(name), email),
+        f"Date: {format_datetime(now)}\nMessage-ID: {message_id}\n".encode(),
+    ]
 
 
-def _set_body(msg: EmailMessage, text: str, page: str) -> None:
-    msg.set_content(text, charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(page, subtype="html", charset="utf-8", cte="quoted-printable")
+def _from_header(course: Course) -> bytes:
+    return header("From", formataddr((one_line(course.sender_name), course.sender_email)))

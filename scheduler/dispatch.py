@@ -19,7 +19,6 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,7 +26,7 @@ from sqlalchemy import Engine, delete, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from course.model import Course
-from emails.render import LessonRenderer, Recipient
+from emails import LessonRenderer, Outgoing, Recipient
 from models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState, writer
 from scheduler.schedule import next_lesson_due, retry_delay
 from send import SendResult, SendStatus, Transport
@@ -70,7 +69,7 @@ class Claim:
     message_id: str
     delivery_was_new: bool
     previous_delivery_state: DeliveryState | None = None
-    message: EmailMessage | None = field(default=None, repr=False)
+    message: Outgoing | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

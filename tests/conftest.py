@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from smtp_server import smtp_server  # noqa: F401  (fixture)
 from sqlalchemy import Engine, create_engine, text
 
 import migrations
 from config import BUNDLED_COURSES, Settings
 from models import make_engine
 from runtime import Runtime
+
+from smtp_server import smtp_server  # noqa: F401  (fixture)
 
 POSTGRES_URL = os.environ.get(
     "DRIP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -75,7 +76,7 @@ def runtime(database_url: str, tmp_path: Path, smtp_server) -> Iterator[Runtime]
     """drip wired to the test database and the loopback SMTP server."""
     rt = make_runtime(database_url, tmp_path, smtp_url=smtp_server.url)
     yield rt
-    rt.engine.dispose()
+    rt.close()
 
 
 COURSE_TOML = """\

@@ -6,11 +6,12 @@ from datetime import time
 from pathlib import Path
 
 import pytest
-from conftest import lesson_file, write_course
 
 from config import BUNDLED_COURSES
 from course import load_course, load_courses
 from errors import CourseError
+
+from conftest import lesson_file, write_course
 
 
 def problems(folder: Path) -> list[str]:

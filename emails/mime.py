@@ -1,0 +1,113 @@
+"""MIME bytes for messages that differ only in a few personal values.
+
+A lesson's headers and quoted-printable parts are encoded once; each message then joins the
+encoded pieces around its own encoded values, with a soft line break on either side so every
+piece keeps its own line wrapping. Parsing the result gives back the intended message: the
+tests read every email through the standard library's parser.
+"""
+
+from __future__ import annotations
+
+import binascii
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import formataddr
+
+# CRLF on the wire; headers folded only past RFC 5322's 998, so List-Unsubscribe stays one line.
+WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
+SOFT_BREAK = b"=\n"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready for the wire: its envelope and its bytes (CRLF line endings)."""
+
+    sender: str
+    recipient: str
+    message_id: str
+    data: bytes
+
+    def as_message(self) -> EmailMessage:
+        message = message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        return message
+
+    @classmethod
+    def from_message(cls, message: EmailMessage) -> Outgoing:
+        """For messages built the ordinary way (confirmations, tests)."""
+        return cls(
+            sender=message["From"].addresses[0].addr_spec,
+            recipient=message["To"].addresses[0].addr_spec,
+            message_id=str(message["Message-ID"]),
+            data=message.as_bytes(policy=WIRE_POLICY),
+        )
+
+
+def qp(text: str) -> bytes:
+    """Quoted-printable UTF-8, lines as LF (turned into CRLF with the whole message)."""
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True)
+
+
+class QPTemplate:
+    """Text with named slots, quoted-printable encoded once; `fill` encodes only the values."""
+
+    def __init__(self, text: str, slots: Mapping[str, str]) -> None:
+        marker_to_name = {marker: name for name, marker in slots.items()}
+        self.pieces: list[bytes | str] = []  # encoded static text, or a slot name
+        rest = text
+        while True:
+            found = [(rest.find(m), m) for m in marker_to_name if m in rest]
+            if not found:
+                self.pieces.append(qp(rest))
+                return
+            index, marker = min(found)
+            self.pieces.append(qp(rest[:index]))
+            self.pieces.append(marker_to_name[marker])
+            rest = rest[index + len(marker) :]
+
+    def fill(self, values: Mapping[str, str]) -> bytes:
+        out: list[bytes] = []
+        for piece in self.pieces:
+            if isinstance(piece, bytes):
+                out.append(piece)
+            else:
+                out += (SOFT_BREAK, qp(values[piece]), SOFT_BREAK)
+        return b"".join(out)
+
+
+def header(name: str, value: str) -> bytes:
+    """One header line, encoded (RFC 2047 where needed) and folded by the standard library."""
+    return WIRE_POLICY.fold_binary(name, value).replace(b"\r\n", b"\n")
+
+
+def address_header(name: str, display_name: str, addr_spec: str) -> bytes:
+    """An address header without the header registry's parser: the hot path's To."""
+    return f"{name}: {formataddr((display_name, addr_spec), 'utf-8')}\n".encode()
+
+
+class Multipart:
+    """multipart/alternative with a text/plain and a text/html part, both quoted-printable."""
+
+    def __init__(self, static_headers: Sequence[bytes]) -> None:
+        # "=_" cannot occur in quoted-printable text, so no part can contain the boundary.
+        self.boundary = f"=_drip_{secrets.token_hex(12)}".encode()
+        self.head = b"".join(static_headers) + (
+            b"MIME-Version: 1.0\n"
+            b'Content-Type: multipart/alternative; boundary="' + self.boundary + b'"\n'
+        )
+        part = (
+            b'Content-Type: text/%s; charset="utf-8"\n'
+            b"Content-Transfer-Encoding: quoted-printable\n\n"
+        )
+        self.text_open = b"\n--" + self.boundary + b"\n" + part % b"plain"
+        self.html_open = b"\n--" + self.boundary + b"\n" + part % b"html"
+        self.close = b"\n--" + self.boundary + b"--\n"
+
+    def build(self, personal_headers: Sequence[bytes], text: bytes, html: bytes) -> bytes:
+        data = b"".join(
+            (*personal_headers, self.head, self.text_open, text, self.html_open, html, self.close)
+        )
+        return data.replace(b"\n", b"\r\n")

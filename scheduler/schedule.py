@@ -1,0 +1,92 @@
+"""When each lesson is due: pure date math, no clock and no I/O (`now` is always passed in).
+
+1. Lesson 1 is due the moment a subscription becomes active (the caller sets it to `now`).
+2. Lesson k+1 is due at `send_time` in the subscriber's zone, `interval_days` local days after
+   the local date on which lesson k actually went out: one lesson per local day at most, none
+   skipped, and after downtime the schedule shifts instead of bursting.
+3. A send time that does not exist that day (DST gap) moves to the next valid minute; an
+   ambiguous one (DST overlap) takes the first occurrence.
+4. Resume: the next send time from `now`, but never earlier than rule 2 allows.
+5. Temporary failures retry after an exponential backoff with jitter, capped.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+_rng = random.Random()
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {value!r}")
+    return value
+
+
+def local_send_instant(local_date: date, send_time: time, zone: ZoneInfo) -> datetime:
+    """The UTC instant of `send_time` on `local_date` in `zone` (rule 3 for DST)."""
+    wall = datetime.combine(local_date, send_time.replace(tzinfo=None, fold=0))
+    candidate = wall.replace(tzinfo=zone)
+    for _ in range(24 * 60):  # a gap is at most hours long
+        instant = candidate.astimezone(UTC)
+        if instant.astimezone(zone).replace(tzinfo=None) == candidate.replace(tzinfo=None):
+            return instant
+        candidate = (candidate.replace(tzinfo=None) + timedelta(minutes=1)).replace(tzinfo=zone)
+    raise ValueError(f"no valid local time near {wall} in {zone}")
+
+
+def next_lesson_due(
+    sent_at: datetime, zone: ZoneInfo, send_time: time, interval_days: int = 1
+) -> datetime:
+    """Rule 2: when the lesson after the one sent at `sent_at` is due."""
+    if interval_days < 1:
+        raise ValueError(f"interval_days must be 1 or more, got {interval_days}")
+    local_date = _aware(sent_at, "sent_at").astimezone(zone).date()
+    return local_send_instant(local_date + timedelta(days=interval_days), send_time, zone)
+
+
+def next_send_time_after(now: datetime, zone: ZoneInfo, send_time: time) -> datetime:
+    """The first occurrence of `send_time` in `zone` at or after `now`."""
+    today = _aware(now, "now").astimezone(zone).date()
+    instant = local_send_instant(today, send_time, zone)
+    if instant < now:
+        instant = local_send_instant(today + timedelta(days=1), send_time, zone)
+    return instant
+
+
+def resume_due(
+    now: datetime,
+    zone: ZoneInfo,
+    send_time: time,
+    interval_days: int,
+    last_sent_at: datetime | None,
+) -> datetime:
+    """Rule 4: when the next lesson of a resumed subscription is due."""
+    _aware(now, "now")
+    if last_sent_at is None:
+        return now
+    return max(
+        next_send_time_after(now, zone, send_time),
+        next_lesson_due(last_sent_at, zone, send_time, interval_days),
+    )
+
+
+def retry_delay(
+    attempt: int,
+    *,
+    base: timedelta = timedelta(minutes=1),
+    ceiling: timedelta = timedelta(hours=6),
+    jitter: float = 0.1,
+    rng: random.Random | None = None,
+) -> timedelta:
+    """Rule 5: the wait before retry number `attempt` (1-based): base * 2**(attempt-1), capped
+    at `ceiling`, then spread by +/- `jitter` so many deferred lessons do not retry at once."""
+    if attempt < 1:
+        raise ValueError(f"attempt must be 1 or more, got {attempt}")
+    if not 0 <= jitter < 1:
+        raise ValueError(f"jitter must be in [0, 1), got {jitter}")
+    delay = min(ceiling, base * 2 ** min(attempt - 1, 40))
+    spread = 1 + (rng or _rng).uniform(-jitter, jitter)
+    return delay * spread

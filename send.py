@@ -1,0 +1,264 @@
+"""Transports: they move a message's bytes, one result per message. The message builds itself.
+
+SMTPTransport speaks to a relay; OutboxTransport writes .eml files (the embedded default);
+ConsoleTransport prints; MemoryTransport keeps messages in a list. All open lazily and are
+context managers, like Django's mail backends.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+import os
+import re
+import smtplib
+import ssl
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TextIO
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from emails.mime import Outgoing
+from errors import ConfigError
+
+log = logging.getLogger("drip.send")
+
+
+class SendStatus(enum.Enum):
+    SENT = "sent"  # accepted by the server
+    TEMPORARY = "temporary"  # 4xx, refused, timeout, dropped connection: try again later
+    PERMANENT = "permanent"  # 5xx for this recipient or this message
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status: SendStatus
+    reply: str  # the server's words, one line
+
+
+def _reply(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return " ".join(f"{code} {text}".split())[:500]
+
+
+class Transport(abc.ABC):
+    """open()/close() and `with`; send_messages() returns one SendResult per message, in order."""
+
+    def open(self) -> None:  # noqa: B027 -- most transports have nothing to open
+        pass
+
+    def close(self) -> None:  # noqa: B027
+        pass
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @abc.abstractmethod
+    def send_messages(self, messages: Sequence[Outgoing]) -> list[SendResult]: ...
+
+
+class SMTPTransport(Transport):
+    """One connection reused across messages and batches; reconnects once after a drop."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        security: str = "none",
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if security not in {"none", "starttls", "tls"}:
+            raise ConfigError(f"SMTP security {security!r}: use none, starttls or tls")
+        self.host, self.port, self.security = host, port, security
+        self.username, self.password, self.timeout = username, password, timeout
+        self.connection: smtplib.SMTP | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> SMTPTransport:
+        """smtp://user:pass@host:587?starttls=true, smtps://host:465, smtp://host?timeout=5."""
+        parts = urlsplit(url)
+        if parts.scheme not in {"smtp", "smtps"}:
+            raise ConfigError(f"SMTP URL {url!r}: the scheme must be smtp:// or smtps://")
+        if not parts.hostname:
+            raise ConfigError(f"SMTP URL {url!r} names no host")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigError(f"SMTP URL {url!r}: {exc}") from exc
+        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        unknown = set(options) - {"starttls", "timeout"}
+        if unknown:
+            raise ConfigError(f"SMTP URL {url!r}: unknown option(s) {', '.join(sorted(unknown))}")
+        security = "tls" if parts.scheme == "smtps" else "none"
+        if options.get("starttls", "false").lower() in {"1", "true", "yes"}:
+            security = "starttls"
+        try:
+            timeout = float(options.get("timeout", 30))
+        except ValueError as exc:
+            raise ConfigError(f"SMTP URL {url!r}: timeout must be a number of seconds") from exc
+        return cls(
+            parts.hostname,
+            port or (465 if security == "tls" else 25),
+            security=security,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            timeout=timeout,
+        )
+
+    def open(self) -> None:
+        if self.connection is not None:
+            return
+        if self.security == "tls":
+            connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+            )
+        else:
+            connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            connection.ehlo()
+            if self.security == "starttls":
+                connection.starttls(context=ssl.create_default_context())
+                connection.ehlo()
+            if self.username:
+                connection.login(self.username, self.password or "")
+        except BaseException:
+            connection.close()
+            raise
+        self.connection = connection
+
+    def close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        try:
+            connection.quit()
+        except (smtplib.SMTPException, OSError):
+            connection.close()
+
+    def _drop(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.close()
+
+    def send_messages(self, messages: Sequence[Outgoing]) -> list[SendResult]:
+        results: list[SendResult] = []
+        unreachable: SendResult | None = None
+        for message in messages:
+            if unreachable is None and self.connection is None:
+                try:
+                    self.open()
+                except (OSError, smtplib.SMTPException) as exc:
+                    unreachable = SendResult(SendStatus.TEMPORARY, _failure(exc))
+            results.append(unreachable or self._send_one(message))
+        return results
+
+    def _send_one(self, message: Outgoing) -> SendResult:
+        """MAIL, RCPT, DATA one by one, so each reply is seen and classified."""
+        connection = self.connection
+        assert connection is not None
+        try:
+            code, text = connection.mail(message.sender)
+            if code != 250:
+                return self._refused(code, text, permanent=False)  # our sender, not theirs
+            code, text = connection.rcpt(message.recipient)
+            if code not in (250, 251):
+                return self._refused(code, text, permanent=code >= 500)
+            code, text = connection.data(message.data)
+            if code != 250:
+                return self._refused(code, text, permanent=code >= 500)
+            return SendResult(SendStatus.SENT, _reply(code, text))
+        except smtplib.SMTPResponseException as exc:  # DATA refused before the message went
+            return self._refused(exc.smtp_code, exc.smtp_error, permanent=exc.smtp_code >= 500)
+        except (OSError, smtplib.SMTPException) as exc:  # dropped, timed out, reset
+            self._drop()
+            return SendResult(SendStatus.TEMPORARY, _failure(exc))
+
+    def _refused(self, code: int, text: bytes | str, *, permanent: bool) -> SendResult:
+        if code == 421 or code == -1:
+            self._drop()
+        else:
+            try:
+                assert self.connection is not None
+                self.connection.rset()
+            except (OSError, smtplib.SMTPException):
+                self._drop()
+        status = SendStatus.PERMANENT if permanent else SendStatus.TEMPORARY
+        return SendResult(status, _reply(code, text))
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _reply(exc.smtp_code, exc.smtp_error)
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused: {exc}"
+    if isinstance(exc, TimeoutError):
+        return f"timed out: {exc}"
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+
+
+class OutboxTransport(Transport):
+    """Writes each message as an .eml file: the embedded default, and a record to inspect."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def send_messages(self, messages: Sequence[Outgoing]) -> list[SendResult]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return [self._write(message) for message in messages]
+
+    def _write(self, message: Outgoing) -> SendResult:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        name = re.sub(r"[^A-Za-z0-9.@_-]+", "", message.message_id.strip("<>"))[:120]
+        path = self.folder / f"{stamp}-{name}.eml"
+        # Written beside its final name, then renamed: a crash never leaves half a file.
+        fd, temporary = tempfile.mkstemp(dir=self.folder, suffix=".part")
+        with os.fdopen(fd, "wb") as file:
+            file.write(message.data)
+        os.replace(temporary, path)
+        log.info("wrote %s for %s to %s", message.message_id, message.recipient, path)
+        return SendResult(SendStatus.SENT, f"written to {path}")
+
+
+class ConsoleTransport(Transport):
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def send_messages(self, messages: Sequence[Outgoing]) -> list[SendResult]:
+        for message in messages:
+            self.stream.write(message.data.decode("utf-8", "replace").replace("\r\n", "\n"))
+            self.stream.write("\n" + "-" * 79 + "\n")
+        self.stream.flush()
+        return [SendResult(SendStatus.SENT, "printed")] * len(messages)
+
+
+class MemoryTransport(Transport):
+    """Keeps what it is given, after checking each message parses: for previews and tests."""
+
+    def __init__(self) -> None:
+        self.outbox: list[Outgoing] = []
+
+    def send_messages(self, messages: Sequence[Outgoing]) -> list[SendResult]:
+        for message in messages:
+            message.as_message()
+            self.outbox.append(message)
+        return [SendResult(SendStatus.SENT, "kept in memory")] * len(messages)
+
+
+def transport_from_url(smtp_url: str | None, outbox_dir: Path) -> Transport:
+    """SMTP when a URL is configured, else the outbox folder."""
+    return SMTPTransport.from_url(smtp_url) if smtp_url else OutboxTransport(outbox_dir)

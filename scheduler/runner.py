@@ -41,7 +41,7 @@ def run_forever(
         id="dispatch",
         coalesce=True,
         max_instances=1,
-        next_run_time=clock(),
+        next_run_time=utc_now(),  # APScheduler's own timing is real time; `clock` is the pass's now
     )
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):

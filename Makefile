@@ -33,7 +33,11 @@ lint: install-test
 	$(BIN)/mypy .
 
 bench: install-test
-	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/render.py
+	$(BIN)/python bench/dispatch.py --db sqlite
+	$(BIN)/python bench/dispatch.py --db postgresql
+	$(BIN)/python bench/idle.py --db sqlite
+	$(BIN)/python bench/idle.py --db postgresql
 
 clean:
 	rm -rf $(VENV) build *.egg-info outbox drip.db drip.db-wal drip.db-shm

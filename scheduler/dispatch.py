@@ -9,7 +9,8 @@
 4. Record every result in one transaction and release the leases: sent -> advance, or complete
    after the last lesson; temporary failure -> deferred, retried after a backoff; permanent
    failure -> bounced.
-Passes repeat until nothing is due, so memory follows the batch size, not the subscriber count.
+Batches repeat until nothing is due, so memory follows the batch size, not the subscriber count;
+while one batch is being sent, the next is claimed and rendered.
 """
 
 from __future__ import annotations
@@ -17,21 +18,24 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Engine, Table, bindparam, delete, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from course.model import Course
 from emails import LessonRenderer, Outgoing, Recipient
 from models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState, writer
-from scheduler.schedule import next_lesson_due, retry_delay
+from scheduler.schedule import next_lesson_due, retry_delay, zone
 from send import SendResult, SendStatus, Transport
 
 log = logging.getLogger("drip.dispatch")
+DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
+SUBSCRIPTIONS: Table = Subscription.__table__  # type: ignore[assignment]
 
 
 @dataclass
@@ -69,7 +73,17 @@ class Claim:
     message_id: str
     delivery_was_new: bool
     previous_delivery_state: DeliveryState | None = None
-    message: Outgoing | None = field(default=None, repr=False)
+
+
+@dataclass
+class Batch:
+    """Claims on their way: rendered, being sent, then recorded."""
+
+    to_send: list[Claim]
+    dropped: list[Claim]  # unsubscribed or paused between the claim and the send
+    messages: list[Outgoing] = field(default_factory=list)
+    sending: Future[list[SendResult]] | None = None
+    results: list[SendResult] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -94,14 +108,32 @@ class Dispatcher:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def run_pass(self, now: datetime) -> PassResult:
-        """Send every lesson due at `now`, batch after batch, until none is left."""
+        """Send every lesson due at `now`, batch after batch, until none is left.
+
+        While one batch is on the wire (a thread that mostly waits on the socket), the next is
+        claimed and rendered, so the SMTP server is never idle waiting for the database."""
         result = PassResult()
+        in_flight: Batch | None = None
         try:
-            while claims := self.claim(now):
-                result.add(self.deliver(claims, now))
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drip-send") as wire:
+                while claims := self.claim(now):
+                    batch = self.prepare(claims, now)
+                    if in_flight is not None:
+                        result.add(self.record(in_flight, now))
+                        in_flight = None
+                    batch.sending = wire.submit(self.transport.send_messages, batch.messages)
+                    in_flight = batch
         finally:
+            if in_flight is not None:  # a claim failed meanwhile: what went out is still recorded
+                result.add(self.record(in_flight, now))
             self.transport.close()  # an idle SMTP connection would time out before the next pass
         return result
+
+    def deliver(self, claims: list[Claim], now: datetime) -> PassResult:
+        """Render, send and record one claimed batch, in this thread."""
+        batch = self.prepare(claims, now)
+        batch.results = self.transport.send_messages(batch.messages)
+        return self.record(batch, now)
 
     def claim(self, now: datetime) -> list[Claim]:
         with Session(writer(self.engine)) as session, session.begin():
@@ -116,16 +148,27 @@ class Dispatcher:
             )
             return claims
 
-    def deliver(self, claims: list[Claim], now: datetime) -> PassResult:
-        for claim in claims:
-            claim.message = self.renderer.render(
+    def prepare(self, claims: list[Claim], now: datetime) -> Batch:
+        """Render each claimed lesson; set aside the subscriptions no longer active."""
+        active = self._still_active([c.subscription_id for c in claims])
+        batch = Batch(
+            to_send=[c for c in claims if c.subscription_id in active],
+            dropped=[c for c in claims if c.subscription_id not in active],
+        )
+        batch.messages = [
+            self.renderer.render(
                 claim.course, claim.day, claim.recipient, message_id=claim.message_id, now=now
             )
-        active = self._still_active([c.subscription_id for c in claims])
-        to_send = [c for c in claims if c.subscription_id in active]
-        dropped = [c for c in claims if c.subscription_id not in active]
-        results = self.transport.send_messages([c.message for c in to_send if c.message])
-        outcome = self._record(list(zip(to_send, results, strict=True)), dropped, now)
+            for claim in batch.to_send
+        ]
+        return batch
+
+    def record(self, batch: Batch, now: datetime) -> PassResult:
+        if batch.sending is not None:
+            batch.results = batch.sending.result()
+        outcome = self._record(
+            list(zip(batch.to_send, batch.results, strict=True)), batch.dropped, now
+        )
         log.info(
             "batch: %d sent, %d deferred, %d bounced, %d skipped",
             outcome.sent, outcome.deferred, outcome.bounced, outcome.skipped,
@@ -160,8 +203,11 @@ class Dispatcher:
         inserted = {}
         if new_rows:
             for d in session.execute(
-                insert(Delivery).returning(
-                    Delivery.id, Delivery.subscription_id, Delivery.day, Delivery.message_id
+                insert(DELIVERIES).returning(
+                    DELIVERIES.c.id,
+                    DELIVERIES.c.subscription_id,
+                    DELIVERIES.c.day,
+                    DELIVERIES.c.message_id,
                 ),
                 new_rows,
             ):
@@ -213,17 +259,18 @@ class Dispatcher:
     ) -> PassResult:
         result = PassResult(skipped=len(dropped))
         deliveries: list[dict[str, Any]] = []
-        subscriptions: list[dict[str, Any]] = []
+        advanced: list[dict[str, Any]] = []
+        deferred: list[dict[str, Any]] = []
         finished: dict[SubscriptionState, list[int]] = {
             SubscriptionState.COMPLETED: [],
             SubscriptionState.BOUNCED: [],
         }
         for claim, sent in outcomes:
-            base = {"id": claim.delivery_id, "smtp_reply": sent.reply[:500], "updated_at": now}
+            base = {"row_id": claim.delivery_id, "smtp_reply": sent.reply[:500], "updated_at": now}
             if sent.status is SendStatus.SENT:
                 result.sent += 1
                 deliveries.append({**base, "state": DeliveryState.SENT, "sent_at": now})
-                subscriptions.append(self._advanced(claim, now))
+                advanced.append(self._advanced(claim, now))
                 if claim.day >= claim.course.total_days:
                     finished[SubscriptionState.COMPLETED].append(claim.subscription_id)
                 log.info("sent day %d to subscription %d (%s): %s", claim.day,
@@ -232,8 +279,8 @@ class Dispatcher:
                 result.deferred += 1
                 deliveries.append({**base, "state": DeliveryState.DEFERRED, "sent_at": None})
                 attempt = claim.retry_attempts + 1
-                subscriptions.append(
-                    {"id": claim.subscription_id, "retry_attempts": attempt,
+                deferred.append(
+                    {"row_id": claim.subscription_id, "retry_attempts": attempt,
                      "next_due_at": now + self.retry.delay(attempt), "leased_until": None}
                 )  # fmt: skip
                 log.warning("deferred day %d of subscription %d (attempt %d): %s",
@@ -245,10 +292,8 @@ class Dispatcher:
                 log.warning("bounced day %d of subscription %d: %s",
                             claim.day, claim.subscription_id, sent.reply)  # fmt: skip
         with Session(writer(self.engine)) as session, session.begin():
-            if deliveries:
-                session.execute(update(Delivery), deliveries)
-            if subscriptions:
-                session.execute(update(Subscription), subscriptions)
+            for table, rows in ((DELIVERIES, deliveries), (SUBSCRIPTIONS, advanced + deferred)):
+                _update_rows(session, table, rows)
             for state, ids in finished.items():
                 _finish(session, ids, state, now)
             _release(session, dropped)
@@ -258,17 +303,23 @@ class Dispatcher:
         """The subscription after lesson `claim.day` went out at `now`."""
         last = claim.day >= claim.course.total_days
         send_time = claim.send_time or claim.course.send_time
-        next_due = None if last else next_lesson_due(
-            now, ZoneInfo(claim.timezone), send_time, claim.course.interval_days
+        next_due = None if last else _next_due(
+            now, claim.timezone, send_time, claim.course.interval_days
         )  # fmt: skip
         return {
-            "id": claim.subscription_id,
+            "row_id": claim.subscription_id,
             "current_day": claim.day,
             "last_sent_at": now,
             "next_due_at": next_due,
             "retry_attempts": 0,
             "leased_until": None,
         }
+
+
+@lru_cache(maxsize=4096)
+def _next_due(sent_at: datetime, timezone: str, send_time: time, interval_days: int) -> datetime:
+    """Everyone in one zone sent a lesson at the same `now` is next due at the same instant."""
+    return next_lesson_due(sent_at, zone(timezone), send_time, interval_days)
 
 
 def due(now: datetime, limit: int, course_slugs: list[str]) -> Any:
@@ -301,6 +352,15 @@ def due(now: datetime, limit: int, course_slugs: list[str]) -> Any:
         .limit(limit)
         .with_for_update(skip_locked=True, of=Subscription)
     )
+
+
+def _update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """UPDATE rows by id, one executemany per set of columns: SET the keys, WHERE id = row_id."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_columns.setdefault(tuple(row), []).append(row)
+    for same in by_columns.values():
+        session.execute(update(table).where(table.c.id == bindparam("row_id")), same)
 
 
 def _finish(session: Session, ids: list[int], state: SubscriptionState, now: datetime) -> None:

@@ -14,9 +14,17 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 _rng = random.Random()
+
+
+@cache
+def zone(name: str) -> ZoneInfo:
+    """ZoneInfo by name, kept: zoneinfo's own cache holds only a few zones strongly, and a pass
+    over subscribers in many zones would otherwise read zone files again and again."""
+    return ZoneInfo(name)
 
 
 def _aware(value: datetime, name: str) -> datetime:

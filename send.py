@@ -172,10 +172,14 @@ class SMTPTransport(Transport):
         connection = self.connection
         assert connection is not None
         try:
-            code, text = connection.mail(message.sender)
+            # putcmd, not mail()/rcpt(): those re-parse each address with email.utils, which
+            # costs more than the rest of the conversation; ours are validated on the way in.
+            connection.putcmd("mail", f"FROM:<{message.sender}>")
+            code, text = connection.getreply()
             if code != 250:
                 return self._refused(code, text, permanent=False)  # our sender, not theirs
-            code, text = connection.rcpt(message.recipient)
+            connection.putcmd("rcpt", f"TO:<{message.recipient}>")
+            code, text = connection.getreply()
             if code not in (250, 251):
                 return self._refused(code, text, permanent=code >= 500)
             code, text = connection.data(message.data)

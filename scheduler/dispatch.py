@@ -24,7 +24,20 @@ from datetime import datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, delete, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Engine,
+    Integer,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from course.model import Course
@@ -355,12 +368,31 @@ def due(now: datetime, limit: int, course_slugs: list[str]) -> Any:
 
 
 def _update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """UPDATE rows by id, one executemany per set of columns: SET the keys, WHERE id = row_id."""
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    """UPDATE many rows by id: SET each row's other keys WHERE id = row_id.
+
+    PostgreSQL gets one statement per group, its columns passed as arrays and joined back with
+    unnest(); a statement per row would cost the server more than the rest of the pass. SQLite
+    runs in-process, where executemany is as cheap."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
-        by_columns.setdefault(tuple(row), []).append(row)
-    for same in by_columns.values():
-        session.execute(update(table).where(table.c.id == bindparam("row_id")), same)
+        groups.setdefault(tuple(row), []).append(row)
+    for keys, group in groups.items():
+        if session.get_bind().dialect.name != "postgresql":
+            session.execute(update(table).where(table.c.id == bindparam("row_id")), group)
+            continue
+        sets = ", ".join(f"{k} = batch.{k}" for k in keys if k != "row_id")
+        arrays = ", ".join(f":{k}" for k in keys)
+        statement = text(
+            f"UPDATE {table.name} SET {sets} FROM unnest({arrays}) AS batch({', '.join(keys)}) "
+            f"WHERE {table.name}.id = batch.row_id"
+        ).bindparams(
+            *(bindparam(k, [r[k] for r in group], type_=ARRAY(_item_type(table, k))) for k in keys)
+        )
+        session.execute(statement)
+
+
+def _item_type(table: Table, key: str) -> Any:
+    return Integer() if key == "row_id" else table.c[key].type
 
 
 def _finish(session: Session, ids: list[int], state: SubscriptionState, now: datetime) -> None:

@@ -28,6 +28,7 @@ class Settings:
     base_url: str = "http://localhost:8000"
     secret_key: str = DEV_SECRET_KEY
     courses_dir: Path = BUNDLED_COURSES
+    smtp_connections: int = 1
     tick_seconds: float = 30.0
     batch_size: int = 200
     lease_seconds: float = 300.0

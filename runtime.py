@@ -66,7 +66,8 @@ class Runtime:
 
     @cached_property
     def transport(self) -> Transport:
-        return transport_from_url(self.settings.smtp_url, self.settings.outbox_dir)
+        settings = self.settings
+        return transport_from_url(settings.smtp_url, settings.outbox_dir, settings.smtp_connections)
 
     @cached_property
     def renderer(self) -> LessonRenderer:

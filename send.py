@@ -17,6 +17,7 @@ import ssl
 import sys
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -263,6 +264,34 @@ class MemoryTransport(Transport):
         return [SendResult(SendStatus.SENT, "kept in memory")] * len(messages)
 
 
-def transport_from_url(smtp_url: str | None, outbox_dir: Path) -> Transport:
-    """SMTP when a URL is configured, else the outbox folder."""
-    return SMTPTransport.from_url(smtp_url) if smtp_url else OutboxTransport(outbox_dir)
+class PooledTransport(Transport):
+    """Several connections sending one batch side by side, so a slow or distant relay's round
+    trips overlap instead of adding up. Results come back in the order of the messages."""
+
+    def __init__(self, transports: Sequence[Transport]) -> None:
+        self.transports = list(transports)
+        self._threads = ThreadPoolExecutor(len(self.transports), thread_name_prefix="drip-smtp")
+
+    def send_messages(self, messages: Sequence[Outgoing]) -> list[SendResult]:
+        count = len(self.transports)
+        slices = [messages[i::count] for i in range(count)]
+        sent = list(
+            self._threads.map(lambda t, part: t.send_messages(part), self.transports, slices)
+        )
+        results: list[SendResult] = [None] * len(messages)  # type: ignore[list-item]
+        for i, part in enumerate(sent):
+            results[i::count] = part
+        return results
+
+    def close(self) -> None:
+        for transport in self.transports:
+            transport.close()
+
+
+def transport_from_url(smtp_url: str | None, outbox_dir: Path, connections: int = 1) -> Transport:
+    """SMTP when a URL is configured (over `connections` parallel connections), else the outbox."""
+    if not smtp_url:
+        return OutboxTransport(outbox_dir)
+    if connections == 1:
+        return SMTPTransport.from_url(smtp_url)
+    return PooledTransport([SMTPTransport.from_url(smtp_url) for _ in range(connections)])

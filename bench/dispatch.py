@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--raw-messages", type=int, default=5_000)
+    parser.add_argument("--connections", type=int, default=2, help="parallel SMTP connections")
     args = parser.parse_args()
 
     sink = Sink()
@@ -56,7 +57,12 @@ def main() -> None:
         db = Database(args.db, Path(tmp))
         try:
             settings = Settings().with_values(
-                {"database_url": db.url, "smtp_url": sink.url, "batch_size": args.batch_size}
+                {
+                    "database_url": db.url,
+                    "smtp_url": sink.url,
+                    "batch_size": args.batch_size,
+                    "smtp_connections": args.connections,
+                }
             )
             rt = Runtime(settings)
             slug = next(iter(rt.courses))
@@ -64,6 +70,9 @@ def main() -> None:
             print(f"seeded {args.subscribers:,} subscribers on {args.db} in {seconds:.1f} s")
             raw = raw_rate(rt, sink.port, args.raw_messages)
             print(f"sink raw rate: {raw:,.0f} messages/s ({args.raw_messages:,} pre-built)")
+            print(
+                f"sending over {args.connections} SMTP connection(s), batches of {args.batch_size}"
+            )
 
             cpu_before, started = time.process_time(), time.perf_counter()
             result = rt.dispatcher.run_pass(NOW)

@@ -138,3 +138,17 @@ def test_console_and_memory_transports() -> None:
     memory = MemoryTransport()
     memory.send_messages([outgoing(1), outgoing(2)])
     assert [m.recipient for m in memory.outbox] == ["reader1@example.com", "reader2@example.com"]
+
+
+def test_pooled_connections_keep_results_in_message_order(smtp_server) -> None:
+    smtp_server.reply_rcpt["reader4@example.com"] = "550 5.1.1 No such user"
+    pool = transport_from_url(smtp_server.url, Path("unused"), connections=3)
+    results = pool.send_messages([outgoing(n) for n in range(8)])
+    pool.close()
+    assert statuses(results) == [
+        SendStatus.PERMANENT if n == 4 else SendStatus.SENT for n in range(8)
+    ]
+    assert smtp_server.connections == 3
+    assert sorted(m.envelope_recipients[0] for m in smtp_server.messages) == sorted(
+        f"reader{n}@example.com" for n in range(8) if n != 4
+    )

@@ -21,9 +21,10 @@ from emails import Outgoing, Recipient, render_confirmation
 from errors import ConfigError, CourseError, DripError, InvalidInput, UnknownCourse
 from models import Subscriber, Subscription, SubscriptionState
 from runtime import Runtime
-from scheduler.runner import run_forever, utc_now
+from scheduler.runner import run_forever, start_scheduler, utc_now
 from send import SendStatus
 
+log = logging.getLogger("drip.cli")
 Handler = Callable[[argparse.Namespace, Runtime], int]
 COMMANDS: dict[str, Handler] = {}
 PREVIEW_RECIPIENT = Recipient(
@@ -183,9 +184,36 @@ def cmd_tick(args: argparse.Namespace, rt: Runtime) -> int:
 
 @command
 def cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
+    """The scheduler and the web pages in one process (the embedded default)."""
     rt.init_database()
-    run_forever(rt.dispatcher, rt.settings.tick_seconds)
+    if args.no_web:
+        run_forever(rt.dispatcher, rt.settings.tick_seconds)
+        return 0
+    scheduler = start_scheduler(rt.dispatcher, rt.settings.tick_seconds)
+    try:
+        _serve(args, rt)
+    finally:
+        log.info("stopping: finishing the pass under way")
+        scheduler.shutdown(wait=True)
     return 0
+
+
+@command
+def cmd_serve(args: argparse.Namespace, rt: Runtime) -> int:
+    """The web pages alone (run the scheduler elsewhere, or with `drip run --no-web`)."""
+    rt.sessions  # noqa: B018 -- refuse to start on an uninitialised database
+    _serve(args, rt)
+    return 0
+
+
+def _serve(args: argparse.Namespace, rt: Runtime) -> None:
+    import uvicorn
+
+    from web import create_app
+
+    host = args.host or rt.settings.web_host
+    port = args.port or rt.settings.web_port
+    uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
 
 
 @command
@@ -256,7 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("tick", "run one dispatch pass").add_argument(
         "--now", help="ISO-8601 instant (UTC if no offset)"
     )
-    add("run", "run the scheduler until stopped")
+    for name, help in (
+        ("run", "run the scheduler and the web pages"),
+        ("serve", "run the web pages"),
+    ):
+        p = add(name, help)
+        p.add_argument("--host", help="address to listen on (default: DRIP_WEB_HOST, 127.0.0.1)")
+        p.add_argument("--port", type=int, help="port (default: DRIP_WEB_PORT, 8000)")
+        if name == "run":
+            p.add_argument("--no-web", action="store_true", help="the scheduler alone")
     p = add("preview", "print a lesson email as a subscriber gets it")
     p.add_argument("slug")
     p.add_argument("day", type=int)

@@ -29,6 +29,11 @@ class Settings:
     secret_key: str = DEV_SECRET_KEY
     courses_dir: Path = BUNDLED_COURSES
     smtp_connections: int = 1
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    pending_expiry_seconds: float = 7 * 86400.0  # an unconfirmed subscription's link lasts this
+    signup_limit_per_client: int = 20  # subscribe requests per client address per hour
+    signup_limit_per_address: int = 3  # confirmation emails per recipient per hour
     tick_seconds: float = 30.0
     batch_size: int = 200
     lease_seconds: float = 300.0

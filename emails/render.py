@@ -68,6 +68,7 @@ class _Prepared:
     mime: Multipart
     text: QPTemplate
     html: QPTemplate
+    page: str  # the inlined HTML, not encoded, with the slots in it
 
 
 class LessonRenderer:
@@ -81,25 +82,38 @@ class LessonRenderer:
         self, course: Course, day: int, recipient: Recipient, *, message_id: str, now: datetime
     ) -> Outgoing:
         """The lesson for `recipient`, as bytes ready to send."""
-        prepared = self._prepared.get((course.slug, day))
-        if prepared is None:
-            prepared = self._prepared[(course.slug, day)] = self._prepare(course, day)
-        unsubscribe_url = self.links.unsubscribe(recipient.unsubscribe_token)
-        values = {
-            "first_name": one_line(recipient.name) or FALLBACK_FIRST_NAME,
-            "email": recipient.email,
-            "unsubscribe_url": unsubscribe_url,
-            "preferences_url": self.links.preferences(recipient.manage_token),
-            "view_online_url": self.links.lesson(recipient.manage_token, day),
-        }
+        prepared = self._prepared_lesson(course, day)
+        values = self._values(recipient, day)
         escaped = {name: html.escape(value) for name, value in values.items()}
         personal = [
             *_personal_headers(recipient.name, recipient.email, message_id, now),
-            f"List-Unsubscribe: <{unsubscribe_url}>\n".encode(),
+            f"List-Unsubscribe: <{values['unsubscribe_url']}>\n".encode(),
         ]
         text, page = prepared.text.fill(values), prepared.html.fill(escaped)
         data = prepared.mime.build(personal, text, page)
         return Outgoing(course.sender_email, recipient.email, message_id, data)
+
+    def page(self, course: Course, day: int, recipient: Recipient) -> str:
+        """The lesson's HTML as the email shows it, for the "view in your browser" page."""
+        page = self._prepared_lesson(course, day).page
+        for name, value in self._values(recipient, day).items():
+            page = page.replace(SLOT[name], html.escape(value))
+        return page
+
+    def _prepared_lesson(self, course: Course, day: int) -> _Prepared:
+        prepared = self._prepared.get((course.slug, day))
+        if prepared is None:
+            prepared = self._prepared[(course.slug, day)] = self._prepare(course, day)
+        return prepared
+
+    def _values(self, recipient: Recipient, day: int) -> dict[str, str]:
+        return {
+            "first_name": one_line(recipient.name) or FALLBACK_FIRST_NAME,
+            "email": recipient.email,
+            "unsubscribe_url": self.links.unsubscribe(recipient.unsubscribe_token),
+            "preferences_url": self.links.preferences(recipient.manage_token),
+            "view_online_url": self.links.lesson(recipient.manage_token, day),
+        }
 
     def message(
         self, course: Course, day: int, recipient: Recipient, *, message_id: str, now: datetime
@@ -130,10 +144,12 @@ class LessonRenderer:
             *_list_headers(course),
             header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ]
+        inlined = _inliner.inline(page)
         return _Prepared(
             mime=Multipart(static),
             text=QPTemplate(text, SLOT),
-            html=QPTemplate(_inliner.inline(page), SLOT),
+            html=QPTemplate(inlined, SLOT),
+            page=inlined,
         )
 
 

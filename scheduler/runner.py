@@ -24,6 +24,26 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def start_scheduler(
+    dispatcher: Dispatcher, interval_seconds: float, clock: Callable[[], datetime] = utc_now
+) -> BackgroundScheduler:
+    """A started APScheduler running a dispatch pass at once and then every `interval_seconds`
+    (coalesced, never two at a time). `clock` gives each pass its `now`."""
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(
+        lambda: dispatcher.run_pass(clock()),
+        IntervalTrigger(seconds=interval_seconds),
+        id="dispatch",
+        name="dispatch pass",
+        coalesce=True,
+        max_instances=1,
+        next_run_time=utc_now(),  # APScheduler's own timing is real time; `clock` is the pass's now
+    )
+    scheduler.start()
+    log.info("scheduler running: a dispatch pass every %gs", interval_seconds)
+    return scheduler
+
+
 def run_forever(
     dispatcher: Dispatcher,
     interval_seconds: float,
@@ -31,23 +51,13 @@ def run_forever(
     stop: threading.Event | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> None:
-    """Run dispatch passes every `interval_seconds` until SIGINT/SIGTERM (or `stop` is set);
-    a pass under way is finished before returning."""
+    """Run dispatch passes until SIGINT/SIGTERM (or `stop` is set); a pass under way is
+    finished before returning."""
     stop = stop or threading.Event()
-    scheduler = BackgroundScheduler(timezone=UTC)
-    scheduler.add_job(
-        lambda: dispatcher.run_pass(clock()),
-        IntervalTrigger(seconds=interval_seconds),
-        id="dispatch",
-        coalesce=True,
-        max_instances=1,
-        next_run_time=utc_now(),  # APScheduler's own timing is real time; `clock` is the pass's now
-    )
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-    scheduler.start()
-    log.info("scheduler running: a dispatch pass every %gs; Ctrl-C stops", interval_seconds)
+    scheduler = start_scheduler(dispatcher, interval_seconds, clock)
     stop.wait()
     log.info("stopping: finishing the pass under way")
     scheduler.shutdown(wait=True)

@@ -1,0 +1,217 @@
+"""The subscriber's pages, over HTTP against the real app, database and SMTP server."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from starlette.testclient import TestClient
+
+from models import Subscription, SubscriptionState
+from runtime import Runtime
+from web import create_app
+
+from conftest import T0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(runtime: Runtime, clock: Clock):
+    with TestClient(create_app(runtime, clock), base_url="https://drip.example.org") as client:
+        yield client
+
+
+def link(message, path: str) -> str:
+    text = message.message.get_body(("plain",)).get_content()
+    found = re.search(rf"https://drip\.example\.org(/{path}/[A-Za-z0-9_-]+)", text)
+    assert found, text
+    return found[1]
+
+
+def subscribe(client: TestClient, email: str = "ana@example.com", **extra: str):
+    form = {"email": email, "course": "bone-health", "name": "Ana", **extra}
+    return client.post("/subscribe", data=form)
+
+
+def state(runtime: Runtime, email: str) -> list[tuple[SubscriptionState, int]]:
+    with runtime.sessions() as session:
+        subs = session.query(Subscription).order_by(Subscription.id).all()
+        return [(s.state, s.current_day) for s in subs if s.subscriber.email == email]
+
+
+def test_subscribe_confirm_lesson_one_click_unsubscribe_and_back(
+    client: TestClient, runtime: Runtime, smtp_server, clock: Clock
+) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "Stronger Bones in Seven Days" in page.text
+    answer = subscribe(client)
+    assert answer.status_code == 200 and "Check your inbox" in answer.text
+    (confirmation,) = smtp_server.messages
+    confirmed = client.get(link(confirmation, "confirm"))
+    assert confirmed.status_code == 200 and "Lesson 2 arrives on" in confirmed.text
+    assert client.get(link(confirmation, "confirm")).status_code == 200, "confirming twice"
+
+    assert runtime.dispatcher.run_pass(clock.now).sent == 1
+    lesson = smtp_server.messages[1]
+    unsubscribe_url = lesson.message["List-Unsubscribe"].strip("<>")
+    assert lesson.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    path = unsubscribe_url.removeprefix("https://drip.example.org")
+    assert client.get(path).status_code == 200
+    assert state(runtime, "ana@example.com") == [(SubscriptionState.ACTIVE, 1)], "GET changed it"
+    one_click = client.post(
+        path, content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    assert one_click.status_code == 200 and "unsubscribed" in one_click.text
+    assert state(runtime, "ana@example.com") == [(SubscriptionState.UNSUBSCRIBED, 1)]
+    for days in range(1, 4):
+        assert runtime.dispatcher.run_pass(T0 + timedelta(days=days)).total == 0
+
+    clock.now = T0 + timedelta(days=5)
+    assert subscribe(client).status_code == 200
+    client.get(link(smtp_server.messages[-1], "confirm"))
+    assert runtime.dispatcher.run_pass(clock.now).sent == 1
+    assert state(runtime, "ana@example.com") == [
+        (SubscriptionState.UNSUBSCRIBED, 1), (SubscriptionState.ACTIVE, 1)
+    ]  # fmt: skip
+    assert smtp_server.messages[-1].message["Subject"].startswith("Day 1")
+
+
+def test_the_answer_does_not_tell_who_subscribes(client: TestClient, smtp_server) -> None:
+    body = {"email": "bo@example.com", "course": "bone-health"}
+    new = client.post("/subscribe", json=body)
+    pending = client.post("/subscribe", json=body)
+    client.get(link(smtp_server.messages[0], "confirm"))
+    active = client.post("/subscribe", json=body)
+    assert [r.status_code for r in (new, pending, active)] == [200, 200, 200]
+    assert new.json() == pending.json() == active.json() == {"status": "check your inbox"}
+    assert len(smtp_server.messages) == 2, "no confirmation email once active"
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "field"),
+    [
+        ({"email": "not an address"}, 422, "email"),
+        ({"email": "a@example.com\r\nBcc: x@example.com"}, 422, "email"),
+        ({"email": "a@@example.com"}, 422, "email"),
+        ({"course": "no-such-course"}, 422, "course"),
+        ({"timezone": "Mars/Olympus"}, 422, "timezone"),
+        ({"name": "x" * 300}, 422, "name"),
+        ({"name": "x" * 10_240}, 413, None),
+    ],
+)
+def test_bad_signups_are_refused_and_nothing_is_stored(
+    client: TestClient, runtime: Runtime, smtp_server, fields, status, field
+) -> None:
+    body = {"email": "ok@example.com", "course": "bone-health", **fields}
+    answer = client.post("/subscribe", data=body, headers={"accept": "application/json"})
+    assert answer.status_code == status
+    if field:
+        assert field in answer.json()["errors"]
+    assert smtp_server.messages == []
+    with runtime.sessions() as session:
+        assert session.query(Subscription).count() == 0
+
+
+def test_a_name_with_line_breaks_and_template_syntax_is_kept_literally(
+    client: TestClient, runtime: Runtime, smtp_server
+) -> None:
+    name = "Eve\r\n{{ 7*7 }} <b>"
+    assert subscribe(client, name=name).status_code == 200
+    (message,) = smtp_server.messages
+    assert "Eve" in str(message.message["To"]) and "\n" not in str(message.message["To"])
+    html = message.message.get_body(("html",)).get_content()
+    assert "{{ 7*7 }} &lt;b&gt;" in html and "49" not in html
+
+
+def test_signups_are_rate_limited(client: TestClient, runtime: Runtime, smtp_server) -> None:
+    limit = runtime.settings.signup_limit_per_address
+    answers = [subscribe(client, "same@example.com").status_code for _ in range(limit + 1)]
+    assert answers == [200] * limit + [429]
+    assert len(smtp_server.messages) == limit
+    others = [
+        subscribe(client, f"n{i}@example.com").status_code
+        for i in range(runtime.settings.signup_limit_per_client)
+    ]
+    assert others[-1] == 429 and 429 not in others[: -(limit + 1)]
+
+
+def test_bad_tokens_and_methods_never_give_a_server_error(
+    client: TestClient, runtime: Runtime, smtp_server, clock: Clock
+) -> None:
+    subscribe(client)
+    token = link(smtp_server.messages[0], "confirm").rsplit("/", 1)[1]
+    for path in (
+        f"/confirm/{token[:-1]}x", "/confirm/", "/unsubscribe/nope", "/preferences/" + "a" * 500,
+        "/lessons/nope/1", "/courses/bone-health/course.toml", "/courses/nope/x.png",
+        "/courses/bone-health/%2e%2e/%2e%2e/models.py", "/nothing-here",
+    ):  # fmt: skip
+        page = client.get(path)
+        assert page.status_code == 404 and "This link does not work" in page.text, path
+    assert client.get("/subscribe").status_code == 405
+    assert client.delete(f"/unsubscribe/{token}").status_code == 405
+    assert (
+        client.post(
+            "/subscribe", content=b"{", headers={"content-type": "application/json"}
+        ).status_code
+        == 400
+    )
+    clock.now = T0 + timedelta(seconds=runtime.settings.pending_expiry_seconds + 1)
+    assert client.get(f"/confirm/{token}").status_code == 404, "an expired confirmation link"
+
+
+def test_preferences_pause_resume_schedule_and_view_online(
+    client: TestClient, runtime: Runtime, smtp_server, clock: Clock
+) -> None:
+    subscribe(client)
+    client.get(link(smtp_server.messages[0], "confirm"))
+    runtime.dispatcher.run_pass(clock.now)
+    lesson = smtp_server.messages[1]
+    preferences = link(lesson, "preferences")
+    assert "1 of 7 lessons received" in client.get(preferences).text
+    assert client.post(preferences, data={"action": "pause"}).status_code == 200
+    assert state(runtime, "ana@example.com") == [(SubscriptionState.PAUSED, 1)]
+    assert client.post(preferences, data={"action": "resume"}).status_code == 200
+    changed = client.post(
+        preferences, data={"action": "schedule", "send_time": "07:15", "timezone": "Asia/Tokyo"}
+    )
+    assert changed.status_code == 200 and 'value="07:15"' in changed.text
+    assert client.post(preferences, data={"action": "schedule", "send_time": "25:99",
+                                          "timezone": "Asia/Tokyo"}).status_code == 422  # fmt: skip
+    with runtime.sessions() as session:
+        sub = session.query(Subscription).one()
+        assert sub.state is SubscriptionState.ACTIVE and sub.timezone == "Asia/Tokyo"
+        assert sub.next_due_at is not None
+        local = sub.next_due_at.astimezone(ZoneInfo("Asia/Tokyo"))
+        assert (local.hour, local.minute) == (7, 15)
+        manage = sub.manage_token
+    online = client.get(f"/lessons/{manage}/1")
+    assert online.status_code == 200 and "Hi Ana," in online.text
+    assert client.get(f"/lessons/{manage}/2").status_code == 404, "not received yet"
+    image = client.get("/courses/bone-health/images/hip-hinge.png")
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_templates_ship_with_the_package() -> None:
+    import web
+
+    folder = Path(web.__file__).parent / "templates"
+    assert {"index.html", "confirmed.html", "unsubscribe.html"} <= {
+        p.name for p in folder.iterdir()
+    }

@@ -1,0 +1,329 @@
+"""Starlette routes over the subscription lifecycle in subscriptions.py.
+
+Every page is a Jinja2 template with autoescaping; tokens in the URL are the only credentials,
+looked up through subscriptions.by_token (constant-time compare). A bad or expired token gets
+the same friendly 404 page, whatever was wrong with it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+from zoneinfo import available_timezones
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+import subscriptions
+from config import Settings
+from course import Course
+from emails import Recipient, render_confirmation
+from errors import InvalidInput, UnknownCourse
+from models import Delivery, DeliveryState, Subscription, SubscriptionState
+from runtime import Runtime
+from scheduler.runner import utc_now
+from scheduler.schedule import next_lesson_due, resume_due, zone
+from send import SendStatus
+from web.throttle import Throttle
+
+log = logging.getLogger("drip.web")
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
+IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"}
+MAX_FIELD = 10_000  # a form field longer than this is refused before anything else
+
+
+class NotFound(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(404)
+
+
+def create_app(runtime: Runtime, clock: Callable[[], datetime] = utc_now) -> Starlette:
+    """The web app on `runtime`'s database, courses and transport; `clock` is read per request."""
+    pages = Pages(runtime, clock)
+    routes = [
+        Route("/", pages.index),
+        Route("/subscribe", pages.subscribe, methods=["POST"]),
+        Route("/confirm/{token}", pages.confirm),
+        Route("/unsubscribe/{token}", pages.unsubscribe, methods=["GET", "POST"]),
+        Route("/preferences/{token}", pages.preferences, methods=["GET", "POST"]),
+        Route("/lessons/{token}/{day:int}", pages.lesson),
+        Route("/courses/{slug}/{path:path}", pages.course_file),
+        Route("/healthz", pages.healthz),
+    ]
+    handlers = {404: pages.not_found, 500: pages.server_error}
+    return Starlette(routes=routes, exception_handlers=handlers)
+
+
+def app_from_env() -> Starlette:
+    """For a production server: `uvicorn --factory web:app_from_env`."""
+    return create_app(Runtime(Settings.load()))
+
+
+class Pages:
+    def __init__(self, runtime: Runtime, clock: Callable[[], datetime]) -> None:
+        self.rt, self.clock = runtime, clock
+        hour = timedelta(hours=1)
+        self.per_client = Throttle(runtime.settings.signup_limit_per_client, hour)
+        self.per_address = Throttle(runtime.settings.signup_limit_per_address, hour)
+
+    def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        context.setdefault("courses", sorted(self.rt.courses.values(), key=lambda c: c.title))
+        return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+
+    async def index(self, request: Request) -> Response:
+        return self.render(request, "index.html", zones=ZONES, values={}, errors={})
+
+    async def subscribe(self, request: Request) -> Response:
+        wants_json, fields = await _fields(request)
+        now = self.clock()
+        client = request.client.host if request.client else "unknown"
+        if not self.per_client.allow(client, now):
+            return self._answer(request, wants_json, 429, errors={"form": "Too many requests."})
+        errors, course, address = self._check_signup(fields)
+        if errors or course is None:
+            return self._answer(request, wants_json, 422, errors=errors, values=fields)
+        if not self.per_address.allow(address.casefold(), now):
+            return self._answer(request, wants_json, 429, errors={"email": "Too many requests."})
+        with self.rt.sessions() as session, session.begin():
+            sub = subscriptions.subscribe(
+                session, course, address, now=now, name=fields.get("name", ""),
+                timezone=fields.get("timezone") or None,
+            )  # fmt: skip
+            pending = sub.state is SubscriptionState.PENDING
+            name, token = sub.subscriber.name, sub.confirm_token
+            if pending:
+                sub.created_at = now  # a fresh confirmation link lasts the full expiry again
+        if pending:  # an active subscriber gets nothing new, and the answer is the same
+            self._send_confirmation(course, address, name, token, now)
+        return self._answer(request, wants_json, 200, course=course)
+
+    def _check_signup(self, fields: dict[str, str]) -> tuple[dict[str, str], Course | None, str]:
+        errors: dict[str, str] = {}
+        course = address = None
+        try:
+            course = self.rt.course(fields.get("course", ""))
+        except UnknownCourse:
+            errors["course"] = "Choose one of the courses on this page."
+        try:
+            address = subscriptions.normalize_email(fields.get("email", ""))
+        except InvalidInput:
+            errors["email"] = "That does not look like an email address."
+        try:
+            subscriptions.check_name(fields.get("name", ""))
+        except InvalidInput as exc:
+            errors["name"] = str(exc).capitalize() + "."
+        if fields.get("timezone"):
+            try:
+                subscriptions.check_timezone(fields["timezone"])
+            except InvalidInput:
+                errors["timezone"] = "Choose a time zone from the list."
+        return errors, course, address or ""
+
+    def _send_confirmation(
+        self, course: Course, address: str, name: str, token: str, now: datetime
+    ) -> None:
+        domain = course.sender_email.rpartition("@")[2]
+        message = render_confirmation(
+            course, address, name, self.rt.links.confirm(token),
+            message_id=make_msgid(domain=domain), now=now,
+        )  # fmt: skip
+        (result,) = self.rt.transport.send_messages([message])
+        self.rt.transport.close()
+        if result.status is not SendStatus.SENT:
+            log.warning("confirmation email to %s not sent: %s", address, result.reply)
+
+    def _answer(self, request: Request, wants_json: bool, status: int, **context: Any) -> Response:
+        errors = context.get("errors", {})
+        if wants_json:
+            body = {"errors": errors} if errors else {"status": "check your inbox"}
+            return JSONResponse(body, status_code=status)
+        if status == 200:
+            return self.render(request, "check_inbox.html", course=context.get("course"))
+        values = context.get("values", {})
+        return self.render(request, "index.html", status, zones=ZONES, values=values, errors=errors)
+
+    async def confirm(self, request: Request) -> Response:
+        now = self.clock()
+        with self.rt.sessions() as session, session.begin():
+            sub = self._subscription(session, "confirm_token", request)
+            expiry = timedelta(seconds=self.rt.settings.pending_expiry_seconds)
+            if sub.state is SubscriptionState.PENDING and sub.created_at + expiry < now:
+                raise NotFound
+            subscriptions.activate(sub, now)
+            course = self.rt.course(sub.course_slug)
+            local = zone(sub.timezone)
+            second = None
+            if sub.state is SubscriptionState.ACTIVE and course.total_days > 1:
+                sent = sub.last_sent_at or sub.next_due_at or now
+                second = next_lesson_due(sent, local, _send_time(sub, course), course.interval_days)
+            return self.render(
+                request, "confirmed.html", course=course, sub=sub,
+                second=second.astimezone(local) if second else None,
+            )  # fmt: skip
+
+    async def unsubscribe(self, request: Request) -> Response:
+        with self.rt.sessions() as session, session.begin():
+            sub = self._subscription(session, "unsubscribe_token", request)
+            course = self.rt.course(sub.course_slug)
+            if request.method == "POST":  # a person's button, or a mailbox's RFC 8058 one-click
+                subscriptions.unsubscribe(sub, self.clock())
+                log.info("subscription %d unsubscribed on the web", sub.id)
+            return self.render(request, "unsubscribe.html", course=course, sub=sub)
+
+    async def preferences(self, request: Request) -> Response:
+        now = self.clock()
+        with self.rt.sessions() as session, session.begin():
+            sub = self._subscription(session, "manage_token", request)
+            course = self.rt.course(sub.course_slug)
+            error = ""
+            if request.method == "POST":
+                _, fields = await _fields(request)
+                try:
+                    moved = self._change(session, sub, course, fields, now)
+                except InvalidInput as exc:
+                    error = str(exc)
+                else:
+                    if moved is not None:
+                        url = request.url_for("preferences", token=moved.manage_token)
+                        return RedirectResponse(str(url), status_code=303)
+            return self.render(
+                request, "preferences.html", 422 if error else 200, course=course, sub=sub,
+                error=error, zones=ZONES, send_time=_send_time(sub, course).strftime("%H:%M"),
+            )  # fmt: skip
+
+    def _change(
+        self, session: Session, sub: Subscription, course: Course, fields: dict[str, str],
+        now: datetime,
+    ) -> Subscription | None:  # fmt: skip
+        """Apply one preferences action; the new subscription when the course was switched."""
+        action = fields.get("action", "")
+        if action == "pause":
+            subscriptions.pause(sub)
+        elif action == "resume":
+            subscriptions.resume(sub, course, now)
+        elif action == "unsubscribe":
+            subscriptions.unsubscribe(sub, now)
+        elif action == "schedule":
+            sub.timezone = subscriptions.check_timezone(fields.get("timezone", ""))
+            sub.send_time = _parse_send_time(fields.get("send_time", ""))
+            if sub.state is SubscriptionState.ACTIVE and sub.last_sent_at is not None:
+                sub.next_due_at = resume_due(
+                    now, zone(sub.timezone), sub.send_time, course.interval_days, sub.last_sent_at
+                )
+        elif action == "switch":
+            try:
+                other = self.rt.course(fields.get("course", ""))
+            except UnknownCourse as exc:
+                raise InvalidInput("Choose one of the courses in the list.") from exc
+            if other.slug == course.slug:
+                return None
+            subscriptions.unsubscribe(sub, now)
+            session.flush()
+            return subscriptions.subscribe(
+                session, other, sub.subscriber.email, now=now, timezone=sub.timezone,
+                confirmed=True,
+            )  # fmt: skip
+        else:
+            raise InvalidInput("Unknown action.")
+        return None
+
+    async def lesson(self, request: Request) -> Response:
+        day = int(request.path_params["day"])
+        with self.rt.sessions() as session:
+            sub = self._subscription(session, "manage_token", request)
+            received = session.scalar(
+                select(Delivery.id).where(
+                    Delivery.subscription_id == sub.id,
+                    Delivery.day == day,
+                    Delivery.state == DeliveryState.SENT,
+                )
+            )
+            if received is None:
+                raise NotFound
+            recipient = Recipient(
+                sub.subscriber.email, sub.subscriber.name, sub.unsubscribe_token, sub.manage_token
+            )
+            course = self.rt.course(sub.course_slug)
+        return Response(self.rt.renderer.page(course, day, recipient), media_type="text/html")
+
+    async def course_file(self, request: Request) -> Response:
+        """An image from a course folder, and nothing outside it."""
+        try:
+            course = self.rt.course(request.path_params["slug"])
+        except UnknownCourse:
+            raise NotFound from None
+        folder = course.path.resolve()
+        path = (folder / request.path_params["path"]).resolve()
+        if not path.is_relative_to(folder) or not path.is_file():
+            raise NotFound
+        if path.suffix.lower() not in IMAGE_TYPES:
+            raise NotFound
+        return FileResponse(path)
+
+    async def healthz(self, request: Request) -> Response:
+        with self.rt.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return JSONResponse({"status": "ok", "courses": sorted(self.rt.courses)})
+
+    async def not_found(self, request: Request, exc: Exception) -> Response:
+        return self.render(
+            request, "message.html", 404, title="This link does not work",
+            message="It may have expired, or been copied only in part. If you meant to "
+            "subscribe, start again from the course page.",
+        )  # fmt: skip
+
+    async def server_error(self, request: Request, exc: Exception) -> Response:
+        log.exception("error on %s", request.url.path, exc_info=exc)
+        return self.render(request, "message.html", 500, title="Something went wrong",
+                           message="Please try again in a minute.")  # fmt: skip
+
+    def _subscription(self, session: Session, column: str, request: Request) -> Subscription:
+        sub = subscriptions.by_token(session, column, request.path_params["token"])
+        if sub is None or sub.course_slug not in self.rt.courses:
+            raise NotFound
+        return sub
+
+
+async def _fields(request: Request) -> tuple[bool, dict[str, str]]:
+    """The posted fields, from JSON or a form; (is JSON, fields). Oversized values refused."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            data = json.loads(await request.body())
+        except ValueError:
+            raise HTTPException(400, "The body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise HTTPException(400, "Send a JSON object.")
+        fields = {str(k): v if isinstance(v, str) else "" for k, v in data.items()}
+        wants_json = True
+    else:
+        form = await request.form(max_files=0, max_fields=20)
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        wants_json = "application/json" in request.headers.get("accept", "")
+    for value in fields.values():
+        if len(value) > MAX_FIELD:
+            raise HTTPException(413, "A field is too long.")
+    return wants_json, {k: v.strip() for k, v in fields.items()}
+
+
+def _send_time(sub: Subscription, course: Course) -> time:
+    return sub.send_time or course.send_time
+
+
+def _parse_send_time(value: str) -> time:
+    try:
+        parsed = datetime.strptime(value, "%H:%M").time()
+    except ValueError:
+        raise InvalidInput("Give the send time as HH:MM, e.g. 07:30.") from None
+    return parsed

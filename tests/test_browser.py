@@ -1,0 +1,100 @@
+"""The real server process on loopback: over plain HTTP, and in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+from smtp_server import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SHOTS = Path("/tmp/drip-shots")
+
+
+@pytest.fixture
+def server(database_url: str, smtp_server, tmp_path: Path) -> Iterator[str]:
+    """`drip serve` in its own process; yields its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DRIP_")},
+        "DRIP_DATABASE_URL": database_url,
+        "DRIP_SMTP_URL": smtp_server.url,
+        "DRIP_BASE_URL": base,
+    }
+    drip = Path(sys.executable).parent / "drip"
+    process = subprocess.Popen(
+        [str(drip), "serve", "--port", str(port)], env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"drip serve did not start: {process.communicate()[0]}")
+            time.sleep(0.1)  # waiting for the server process to listen
+        yield base
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def confirm_path(smtp_server) -> str:
+    text = smtp_server.messages[-1].message.get_body(("plain",)).get_content()
+    found = re.search(r"http://127\.0\.0\.1:\d+(/confirm/[A-Za-z0-9_-]+)", text)
+    assert found, text
+    return found[1]
+
+
+def test_real_server_over_http(server: str, smtp_server) -> None:
+    answer = httpx.post(
+        f"{server}/subscribe", json={"email": "http@example.com", "course": "bone-health"}
+    )
+    assert answer.status_code == 200 and answer.json() == {"status": "check your inbox"}
+    page = httpx.get(server + confirm_path(smtp_server))
+    assert page.status_code == 200 and "Lesson 1 is on its way" in page.text
+
+
+def test_subscribe_and_confirm_in_chromium(server: str, smtp_server, tmp_path: Path) -> None:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium"
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 420, "height": 900}, timezone_id="Asia/Tokyo")
+        page.goto(server)
+        page.screenshot(path=tmp_path / "1-courses.png", full_page=True)
+        assert page.locator("select.timezone").input_value() == "Asia/Tokyo", "browser's zone"
+        page.fill("input[name=email]", "browser@example.com")
+        page.fill("input[name=name]", "Bea")
+        page.click("button[type=submit]")
+        page.wait_for_selector("text=Check your inbox")
+        page.screenshot(path=tmp_path / "2-check-inbox.png", full_page=True)
+        page.goto(server + confirm_path(smtp_server))
+        page.wait_for_selector("text=You're in")
+        assert "(Asia/Tokyo)" in page.content()
+        page.screenshot(path=tmp_path / "3-confirmed.png", full_page=True)
+        browser.close()
+    for shot in sorted(tmp_path.glob("*.png")):
+        assert shot.stat().st_size > 5_000
+        shutil.copy(shot, SHOTS / f"{tmp_path.name}-{shot.name}")
+    (confirmation,) = smtp_server.messages
+    assert confirmation.envelope_recipients == ["browser@example.com"]

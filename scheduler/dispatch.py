@@ -7,8 +7,10 @@
 3. Re-read which claimed subscriptions are still active (an unsubscribe takes effect at once) and
    send only those, as one batch through the transport.
 4. Record every result in one transaction and release the leases: sent -> advance, or complete
-   after the last lesson; temporary failure -> deferred, retried after a backoff; permanent
-   failure -> bounced.
+   after the last lesson; temporary failure -> deferred, retried after a backoff (failed, and no
+   longer due, once the backoff has added up to the give-up time); permanent failure -> bounced.
+Steps 3 and 4 retry once on a lost database connection: what the relay accepted must be
+recorded, or the lease would expire and the lesson go out twice.
 Passes repeat until nothing is due, so memory follows the batch size, not the subscriber count.
 """
 
@@ -16,22 +18,24 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, delete, insert, or_, select, tuple_, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from course.model import Course
 from emails import LessonRenderer, Outgoing, Recipient
 from models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState, writer
-from scheduler.schedule import next_lesson_due, retry_delay
+from scheduler.schedule import next_lesson_due, retry_delay, retry_waited
 from send import SendResult, SendStatus, Transport
 
 log = logging.getLogger("drip.dispatch")
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,16 +46,18 @@ class PassResult:
     deferred: int = 0
     bounced: int = 0
     skipped: int = 0  # claimed, then found unsubscribed or paused before the send
+    failed: int = 0  # temporary failures retried for too long: given up
 
     def add(self, other: PassResult) -> None:
         self.sent += other.sent
         self.deferred += other.deferred
         self.bounced += other.bounced
         self.skipped += other.skipped
+        self.failed += other.failed
 
     @property
     def total(self) -> int:
-        return self.sent + self.deferred + self.bounced + self.skipped
+        return self.sent + self.deferred + self.bounced + self.skipped + self.failed
 
 
 @dataclass
@@ -76,9 +82,15 @@ class Claim:
 class RetryPolicy:
     base: timedelta = timedelta(minutes=1)
     ceiling: timedelta = timedelta(hours=6)
+    give_up: timedelta = timedelta(days=3)
 
     def delay(self, attempt: int) -> timedelta:
         return retry_delay(attempt, base=self.base, ceiling=self.ceiling)
+
+    def exhausted(self, attempt: int) -> bool:
+        """True when failure number `attempt` comes after backing off for `give_up` in all.
+        Counted in backoff, not wall-clock time, so days with no worker running use none of it."""
+        return retry_waited(attempt, base=self.base, ceiling=self.ceiling) >= self.give_up
 
 
 @dataclass
@@ -121,14 +133,15 @@ class Dispatcher:
             claim.message = self.renderer.render(
                 claim.course, claim.day, claim.recipient, message_id=claim.message_id, now=now
             )
-        active = self._still_active([c.subscription_id for c in claims])
+        active = _reconnecting(lambda: self._still_active([c.subscription_id for c in claims]))
         to_send = [c for c in claims if c.subscription_id in active]
         dropped = [c for c in claims if c.subscription_id not in active]
         results = self.transport.send_messages([c.message for c in to_send if c.message])
-        outcome = self._record(list(zip(to_send, results, strict=True)), dropped, now)
+        outcomes = list(zip(to_send, results, strict=True))
+        outcome = _reconnecting(lambda: self._record(outcomes, dropped, now))
         log.info(
-            "batch: %d sent, %d deferred, %d bounced, %d skipped",
-            outcome.sent, outcome.deferred, outcome.bounced, outcome.skipped,
+            "batch: %d sent, %d deferred, %d bounced, %d skipped, %d failed",
+            outcome.sent, outcome.deferred, outcome.bounced, outcome.skipped, outcome.failed,
         )  # fmt: skip
         return outcome
 
@@ -228,6 +241,18 @@ class Dispatcher:
                     finished[SubscriptionState.COMPLETED].append(claim.subscription_id)
                 log.info("sent day %d to subscription %d (%s): %s", claim.day,
                          claim.subscription_id, claim.message_id, sent.reply)  # fmt: skip
+            elif sent.status is SendStatus.TEMPORARY and self.retry.exhausted(
+                claim.retry_attempts + 1
+            ):
+                result.failed += 1
+                deliveries.append({**base, "state": DeliveryState.FAILED, "sent_at": None})
+                subscriptions.append(
+                    {"id": claim.subscription_id, "retry_attempts": claim.retry_attempts + 1,
+                     "next_due_at": None, "leased_until": None}
+                )  # fmt: skip
+                log.error("gave up on day %d of subscription %d after %d attempts: %s "
+                          "(`drip retry` makes it due again)", claim.day, claim.subscription_id,
+                          claim.retry_attempts + 1, sent.reply)  # fmt: skip
             elif sent.status is SendStatus.TEMPORARY:
                 result.deferred += 1
                 deliveries.append({**base, "state": DeliveryState.DEFERRED, "sent_at": None})
@@ -301,6 +326,18 @@ def due(now: datetime, limit: int, course_slugs: list[str]) -> Any:
         .limit(limit)
         .with_for_update(skip_locked=True, of=Subscription)
     )
+
+
+def _reconnecting(step: Callable[[], T]) -> T:
+    """Run `step` again once if the database connection was lost under it (a restart, a killed
+    backend): the pool has discarded the dead connection and the retry gets a fresh one."""
+    try:
+        return step()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("lost the database connection (%s); reconnecting", exc.orig)
+        return step()
 
 
 def _finish(session: Session, ids: list[int], state: SubscriptionState, now: datetime) -> None:

@@ -24,6 +24,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def guarded_pass(dispatcher: Dispatcher, clock: Callable[[], datetime]) -> None:
+    """One pass; an error (the database or relay gone) is logged and the next tick tries again.
+    Claims it held stay leased until their deadline, then any worker takes them over."""
+    try:
+        dispatcher.run_pass(clock())
+    except Exception:
+        log.exception("dispatch pass failed; trying again at the next tick")
+
+
 def run_forever(
     dispatcher: Dispatcher,
     interval_seconds: float,
@@ -36,8 +45,9 @@ def run_forever(
     stop = stop or threading.Event()
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(
-        lambda: dispatcher.run_pass(clock()),
+        guarded_pass,
         IntervalTrigger(seconds=interval_seconds),
+        args=(dispatcher, clock),
         id="dispatch",
         coalesce=True,
         max_instances=1,

@@ -81,10 +81,8 @@ def test_sigkilled_workers_skip_nothing_and_repeat_only_in_flight(
                 time.sleep(0.001)
             workers[victim].kill()
             codes = reap(workers)
-            others = [
-                code for worker, code in zip(workers, codes, strict=True) if worker is not victim
-            ]
-            assert others == [0, 0], f"round {lesson}"
+            assert codes[victim] == -9 or codes[victim] == 0, "the victim did not just stop"
+            assert codes[:victim] + codes[victim + 1 :] == [0, 0], f"round {lesson}"
 
             in_flight = delivery_states(database_url)[DeliveryState.SENDING]
             assert in_flight <= batch, "more than one batch was in flight in one worker"

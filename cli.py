@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -152,6 +153,22 @@ def cmd_resume(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 @command
+def cmd_retry(args: argparse.Namespace, rt: Runtime) -> int:
+    if args.course:
+        rt.course(args.course)
+    now = utc_now()
+    with rt.sessions() as session, session.begin():
+        found = subscriptions.find_live(session, args.email, args.course)
+        retried = [sub.course_slug for sub in found if subscriptions.retry(sub, now)]
+    if not retried:
+        raise InvalidInput(f"{args.email} has no failed lesson to retry" + (
+            f" in {args.course}" if args.course else ""))  # fmt: skip
+    for slug in retried:
+        out(f"{args.email}: the failed lesson in {slug} is due again")
+    return 0
+
+
+@command
 def cmd_subscribers(args: argparse.Namespace, rt: Runtime) -> int:
     query = (
         select(Subscriber.email, Subscription)
@@ -164,12 +181,12 @@ def cmd_subscribers(args: argparse.Namespace, rt: Runtime) -> int:
     out("email\tcourse\tstate\tday\tnext lesson (local)\ttimezone")
     with rt.sessions() as session:
         for email, sub in session.execute(query):
-            due = "-"
+            due, state = "-", str(sub.state)
             if sub.next_due_at is not None:
                 due = f"{sub.next_due_at.astimezone(ZoneInfo(sub.timezone)):%Y-%m-%d %H:%M}"
-            out(
-                f"{email}\t{sub.course_slug}\t{sub.state}\t{sub.current_day}\t{due}\t{sub.timezone}"
-            )
+            elif subscriptions.is_given_up(sub):
+                state, due = "failed", f"day {sub.current_day + 1} failed: drip retry"
+            out(f"{email}\t{sub.course_slug}\t{state}\t{sub.current_day}\t{due}\t{sub.timezone}")
     return 0
 
 
@@ -178,7 +195,7 @@ def cmd_tick(args: argparse.Namespace, rt: Runtime) -> int:
     now = parse_instant(args.now) if args.now else utc_now()
     result = rt.dispatcher.run_pass(now)
     out(f"{now.isoformat()}: sent {result.sent}, deferred {result.deferred}, "
-        f"bounced {result.bounced}")  # fmt: skip
+        f"bounced {result.bounced}, failed {result.failed}")  # fmt: skip
     return 0
 
 
@@ -213,6 +230,10 @@ def _serve(args: argparse.Namespace, rt: Runtime) -> None:
 
     host = args.host or rt.settings.web_host
     port = args.port or rt.settings.web_port
+    # uvicorn stops on SIGINT/SIGTERM, then raises the signal again for the handler it found:
+    # let that be a no-op, so the caller still finishes its work and exits 0.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
     uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
 
 
@@ -280,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, f"{help} an address's subscriptions")
         p.add_argument("email")
         p.add_argument("--course")
+    p = add("retry", "make a lesson given up after retrying too long due again")
+    p.add_argument("email")
+    p.add_argument("--course")
     add("subscribers", "list subscriptions").add_argument("--course")
     add("tick", "run one dispatch pass").add_argument(
         "--now", help="ISO-8601 instant (UTC if no offset)"

@@ -28,7 +28,6 @@ class Settings:
     base_url: str = "http://localhost:8000"
     secret_key: str = DEV_SECRET_KEY
     courses_dir: Path = BUNDLED_COURSES
-    smtp_connections: int = 1
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     pending_expiry_seconds: float = 7 * 86400.0  # an unconfirmed subscription's link lasts this
@@ -39,6 +38,9 @@ class Settings:
     lease_seconds: float = 300.0
     retry_base_seconds: float = 60.0
     retry_ceiling_seconds: float = 6 * 3600.0
+    retry_give_up_seconds: float = 3 * 86400.0  # backoff time after which a lesson is FAILED
+    send_rate: float = 0.0  # messages/second per SMTP relay, for all a machine's workers; 0: none
+    smtp_connections: int = 1  # parallel SMTP connections per worker
 
     @classmethod
     def load(
@@ -71,7 +73,10 @@ class Settings:
                 converted[name] = _convert(raw, default)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"setting {name} (DRIP_{name.upper()}): {exc}") from exc
-            if isinstance(converted[name], int | float) and converted[name] <= 0:
+            value = converted[name]
+            if isinstance(value, int | float) and (
+                value < 0 or (value == 0 and name != "send_rate")
+            ):
                 raise ConfigError(f"setting {name} (DRIP_{name.upper()}) must be positive")
         return replace(self, **converted)
 

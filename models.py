@@ -6,6 +6,7 @@ Times are stored as naive UTC and handed out as aware UTC, the same on SQLite an
 from __future__ import annotations
 
 import enum
+import logging
 import secrets
 from datetime import UTC, datetime, time
 from typing import Any
@@ -25,8 +26,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+
+log = logging.getLogger("drip.db")
+APPLICATION_NAME = "drip"  # shown in pg_stat_activity, so an operator can tell drip's sessions
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -168,9 +173,15 @@ IMMEDIATE = {"drip_sqlite_immediate": True}
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`. SQLite gets WAL, a busy timeout and explicit BEGINs, so claims can
-    take the write lock up front (BEGIN IMMEDIATE) and a second process waits instead of failing."""
+    take the write lock up front (BEGIN IMMEDIATE) and a second process waits instead of failing.
+    PostgreSQL gets pre-ping (a restarted server costs one reconnect, not an error) and a log line
+    for every lost connection."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        if "application_name" not in url:
+            kwargs.setdefault("connect_args", {}).setdefault("application_name", APPLICATION_NAME)
+        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+        event.listen(engine, "handle_error", _log_disconnect)
+        return engine
     engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -189,6 +200,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _log_disconnect(context: ExceptionContext) -> None:
+    if context.is_disconnect:
+        when = "found on checkout" if context.is_pre_ping else "in use"
+        log.warning("database connection lost (%s): %s; reconnecting", when,
+                    " ".join(str(context.original_exception).split())[:200])  # fmt: skip
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:

@@ -66,8 +66,12 @@ class Runtime:
 
     @cached_property
     def transport(self) -> Transport:
-        settings = self.settings
-        return transport_from_url(settings.smtp_url, settings.outbox_dir, settings.smtp_connections)
+        return transport_from_url(
+            self.settings.smtp_url,
+            self.settings.outbox_dir,
+            connections=self.settings.smtp_connections,
+            rate=self.settings.send_rate,
+        )
 
     @cached_property
     def renderer(self) -> LessonRenderer:
@@ -86,5 +90,6 @@ class Runtime:
             retry=RetryPolicy(
                 base=timedelta(seconds=self.settings.retry_base_seconds),
                 ceiling=timedelta(seconds=self.settings.retry_ceiling_seconds),
+                give_up=timedelta(seconds=self.settings.retry_give_up_seconds),
             ),
         )

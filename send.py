@@ -2,7 +2,8 @@
 
 SMTPTransport speaks to a relay; OutboxTransport writes .eml files (the embedded default);
 ConsoleTransport prints; MemoryTransport keeps messages in a list. All open lazily and are
-context managers, like Django's mail backends.
+context managers, like Django's mail backends. ParallelTransport spreads a batch over several
+transports in threads, so a slow relay's round trips overlap instead of adding up.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import smtplib
 import ssl
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from emails.mime import Outgoing
 from errors import ConfigError
+from ratelimit import RateLimiter
 
 log = logging.getLogger("drip.send")
 
@@ -82,15 +84,17 @@ class SMTPTransport(Transport):
         username: str | None = None,
         password: str | None = None,
         timeout: float = 30.0,
+        limiter: RateLimiter | None = None,
     ) -> None:
         if security not in {"none", "starttls", "tls"}:
             raise ConfigError(f"SMTP security {security!r}: use none, starttls or tls")
         self.host, self.port, self.security = host, port, security
         self.username, self.password, self.timeout = username, password, timeout
+        self.limiter = limiter
         self.connection: smtplib.SMTP | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> SMTPTransport:
+    def from_url(cls, url: str, limiter: RateLimiter | None = None) -> SMTPTransport:
         """smtp://user:pass@host:587?starttls=true, smtps://host:465, smtp://host?timeout=5."""
         parts = urlsplit(url)
         if parts.scheme not in {"smtp", "smtps"}:
@@ -119,6 +123,7 @@ class SMTPTransport(Transport):
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             timeout=timeout,
+            limiter=limiter,
         )
 
     def open(self) -> None:
@@ -165,6 +170,8 @@ class SMTPTransport(Transport):
                     self.open()
                 except (OSError, smtplib.SMTPException) as exc:
                     unreachable = SendResult(SendStatus.TEMPORARY, _failure(exc))
+            if unreachable is None and self.limiter is not None:
+                self.limiter.acquire()
             results.append(unreachable or self._send_one(message))
         return results
 
@@ -216,6 +223,32 @@ def _failure(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
 
 
+class ParallelTransport(Transport):
+    """Round-robins a batch over `size` transports, one thread each; results keep the batch's
+    order. Each transport keeps its own connection, its own reconnects and its own failures."""
+
+    def __init__(self, factory: Callable[[], Transport], size: int) -> None:
+        if size < 1:
+            raise ConfigError(f"the number of SMTP connections must be 1 or more, not {size}")
+        self.transports = [factory() for _ in range(size)]
+
+    def close(self) -> None:
+        for transport in self.transports:
+            transport.close()
+
+    def send_messages(self, messages: Sequence[Outgoing]) -> list[SendResult]:
+        size = min(len(self.transports), len(messages))
+        if size <= 1:
+            return self.transports[0].send_messages(messages)
+        shares = [messages[i::size] for i in range(size)]
+        with ThreadPoolExecutor(size, thread_name_prefix="drip-smtp") as pool:
+            answers = list(pool.map(lambda t, m: t.send_messages(m), self.transports, shares))
+        results: list[SendResult] = [None] * len(messages)  # type: ignore[list-item]
+        for i, answer in enumerate(answers):
+            results[i::size] = answer
+        return results
+
+
 class OutboxTransport(Transport):
     """Writes each message as an .eml file: the embedded default, and a record to inspect."""
 
@@ -264,34 +297,17 @@ class MemoryTransport(Transport):
         return [SendResult(SendStatus.SENT, "kept in memory")] * len(messages)
 
 
-class PooledTransport(Transport):
-    """Several connections sending one batch side by side, so a slow or distant relay's round
-    trips overlap instead of adding up. Results come back in the order of the messages."""
-
-    def __init__(self, transports: Sequence[Transport]) -> None:
-        self.transports = list(transports)
-        self._threads = ThreadPoolExecutor(len(self.transports), thread_name_prefix="drip-smtp")
-
-    def send_messages(self, messages: Sequence[Outgoing]) -> list[SendResult]:
-        count = len(self.transports)
-        slices = [messages[i::count] for i in range(count)]
-        sent = list(
-            self._threads.map(lambda t, part: t.send_messages(part), self.transports, slices)
-        )
-        results: list[SendResult] = [None] * len(messages)  # type: ignore[list-item]
-        for i, part in enumerate(sent):
-            results[i::count] = part
-        return results
-
-    def close(self) -> None:
-        for transport in self.transports:
-            transport.close()
-
-
-def transport_from_url(smtp_url: str | None, outbox_dir: Path, connections: int = 1) -> Transport:
-    """SMTP when a URL is configured (over `connections` parallel connections), else the outbox."""
+def transport_from_url(
+    smtp_url: str | None, outbox_dir: Path, *, connections: int = 1, rate: float = 0.0
+) -> Transport:
+    """SMTP when a URL is configured (`connections` in parallel, all under one machine-wide
+    `rate` per second if it is set), else the outbox folder."""
     if not smtp_url:
         return OutboxTransport(outbox_dir)
+    limiter = None
+    if rate:
+        probe = SMTPTransport.from_url(smtp_url)
+        limiter = RateLimiter.for_relay(rate, probe.host, probe.port)
     if connections == 1:
-        return SMTPTransport.from_url(smtp_url)
-    return PooledTransport([SMTPTransport.from_url(smtp_url) for _ in range(connections)])
+        return SMTPTransport.from_url(smtp_url, limiter)
+    return ParallelTransport(lambda: SMTPTransport.from_url(smtp_url, limiter), connections)

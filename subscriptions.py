@@ -164,3 +164,18 @@ def resume(subscription: Subscription, course: Course, now: datetime) -> None:
         course.interval_days,
         subscription.last_sent_at,
     )
+
+
+def is_given_up(subscription: Subscription) -> bool:
+    """Active but due never: dispatch gave up on its next lesson after retrying too long."""
+    return subscription.state is SubscriptionState.ACTIVE and subscription.next_due_at is None
+
+
+def retry(subscription: Subscription, now: datetime) -> bool:
+    """The operator's retry of a given-up lesson: due at once, with a fresh retry budget.
+    Returns False (and changes nothing) for a subscription that was not given up."""
+    if not is_given_up(subscription):
+        return False
+    subscription.next_due_at = now
+    subscription.retry_attempts = 0
+    return True

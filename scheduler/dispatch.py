@@ -7,8 +7,10 @@
 3. Re-read which claimed subscriptions are still active (an unsubscribe takes effect at once) and
    send only those, as one batch through the transport.
 4. Record every result in one transaction and release the leases: sent -> advance, or complete
-   after the last lesson; temporary failure -> deferred, retried after a backoff; permanent
-   failure -> bounced.
+   after the last lesson; temporary failure -> deferred, retried after a backoff (failed, and no
+   longer due, once the backoff has added up to the give-up time); permanent failure -> bounced.
+Steps 3 and 4 retry once on a lost database connection: what the relay accepted must be
+recorded, or the lease would expire and the lesson go out twice.
 Batches repeat until nothing is due, so memory follows the batch size, not the subscriber count;
 while one batch is being sent, the next is claimed and rendered.
 """
@@ -17,12 +19,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Engine,
@@ -38,15 +40,17 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from course.model import Course
 from emails import LessonRenderer, Outgoing, Recipient
 from models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState, writer
-from scheduler.schedule import next_lesson_due, retry_delay, zone
+from scheduler.schedule import next_lesson_due, retry_delay, retry_waited, zone
 from send import SendResult, SendStatus, Transport
 
 log = logging.getLogger("drip.dispatch")
+T = TypeVar("T")
 DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 SUBSCRIPTIONS: Table = Subscription.__table__  # type: ignore[assignment]
 
@@ -59,16 +63,18 @@ class PassResult:
     deferred: int = 0
     bounced: int = 0
     skipped: int = 0  # claimed, then found unsubscribed or paused before the send
+    failed: int = 0  # temporary failures retried for too long: given up
 
     def add(self, other: PassResult) -> None:
         self.sent += other.sent
         self.deferred += other.deferred
         self.bounced += other.bounced
         self.skipped += other.skipped
+        self.failed += other.failed
 
     @property
     def total(self) -> int:
-        return self.sent + self.deferred + self.bounced + self.skipped
+        return self.sent + self.deferred + self.bounced + self.skipped + self.failed
 
 
 @dataclass
@@ -103,9 +109,15 @@ class Batch:
 class RetryPolicy:
     base: timedelta = timedelta(minutes=1)
     ceiling: timedelta = timedelta(hours=6)
+    give_up: timedelta = timedelta(days=3)
 
     def delay(self, attempt: int) -> timedelta:
         return retry_delay(attempt, base=self.base, ceiling=self.ceiling)
+
+    def exhausted(self, attempt: int) -> bool:
+        """True when failure number `attempt` comes after backing off for `give_up` in all.
+        Counted in backoff, not wall-clock time, so days with no worker running use none of it."""
+        return retry_waited(attempt, base=self.base, ceiling=self.ceiling) >= self.give_up
 
 
 @dataclass
@@ -163,7 +175,7 @@ class Dispatcher:
 
     def prepare(self, claims: list[Claim], now: datetime) -> Batch:
         """Render each claimed lesson; set aside the subscriptions no longer active."""
-        active = self._still_active([c.subscription_id for c in claims])
+        active = _reconnecting(lambda: self._still_active([c.subscription_id for c in claims]))
         batch = Batch(
             to_send=[c for c in claims if c.subscription_id in active],
             dropped=[c for c in claims if c.subscription_id not in active],
@@ -179,12 +191,11 @@ class Dispatcher:
     def record(self, batch: Batch, now: datetime) -> PassResult:
         if batch.sending is not None:
             batch.results = batch.sending.result()
-        outcome = self._record(
-            list(zip(batch.to_send, batch.results, strict=True)), batch.dropped, now
-        )
+        outcomes = list(zip(batch.to_send, batch.results, strict=True))
+        outcome = _reconnecting(lambda: self._record(outcomes, batch.dropped, now))
         log.info(
-            "batch: %d sent, %d deferred, %d bounced, %d skipped",
-            outcome.sent, outcome.deferred, outcome.bounced, outcome.skipped,
+            "batch: %d sent, %d deferred, %d bounced, %d skipped, %d failed",
+            outcome.sent, outcome.deferred, outcome.bounced, outcome.skipped, outcome.failed,
         )  # fmt: skip
         return outcome
 
@@ -288,6 +299,18 @@ class Dispatcher:
                     finished[SubscriptionState.COMPLETED].append(claim.subscription_id)
                 log.info("sent day %d to subscription %d (%s): %s", claim.day,
                          claim.subscription_id, claim.message_id, sent.reply)  # fmt: skip
+            elif sent.status is SendStatus.TEMPORARY and self.retry.exhausted(
+                claim.retry_attempts + 1
+            ):
+                result.failed += 1
+                deliveries.append({**base, "state": DeliveryState.FAILED, "sent_at": None})
+                deferred.append(
+                    {"row_id": claim.subscription_id, "retry_attempts": claim.retry_attempts + 1,
+                     "next_due_at": None, "leased_until": None}
+                )  # fmt: skip
+                log.error("gave up on day %d of subscription %d after %d attempts: %s "
+                          "(`drip retry` makes it due again)", claim.day, claim.subscription_id,
+                          claim.retry_attempts + 1, sent.reply)  # fmt: skip
             elif sent.status is SendStatus.TEMPORARY:
                 result.deferred += 1
                 deliveries.append({**base, "state": DeliveryState.DEFERRED, "sent_at": None})
@@ -393,6 +416,18 @@ def _update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> 
 
 def _item_type(table: Table, key: str) -> Any:
     return Integer() if key == "row_id" else table.c[key].type
+
+
+def _reconnecting(step: Callable[[], T]) -> T:
+    """Run `step` again once if the database connection was lost under it (a restart, a killed
+    backend): the pool has discarded the dead connection and the retry gets a fresh one."""
+    try:
+        return step()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("lost the database connection (%s); reconnecting", exc.orig)
+        return step()
 
 
 def _finish(session: Session, ids: list[int], state: SubscriptionState, now: datetime) -> None:

@@ -24,6 +24,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def guarded_pass(dispatcher: Dispatcher, clock: Callable[[], datetime]) -> None:
+    """One pass; an error (the database or relay gone) is logged and the next tick tries again.
+    Claims it held stay leased until their deadline, then any worker takes them over."""
+    try:
+        dispatcher.run_pass(clock())
+    except Exception:
+        log.exception("dispatch pass failed; trying again at the next tick")
+
+
 def start_scheduler(
     dispatcher: Dispatcher, interval_seconds: float, clock: Callable[[], datetime] = utc_now
 ) -> BackgroundScheduler:
@@ -31,8 +40,9 @@ def start_scheduler(
     (coalesced, never two at a time). `clock` gives each pass its `now`."""
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(
-        lambda: dispatcher.run_pass(clock()),
+        guarded_pass,
         IntervalTrigger(seconds=interval_seconds),
+        args=(dispatcher, clock),
         id="dispatch",
         name="dispatch pass",
         coalesce=True,

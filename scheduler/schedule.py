@@ -7,7 +7,8 @@
 3. A send time that does not exist that day (DST gap) moves to the next valid minute; an
    ambiguous one (DST overlap) takes the first occurrence.
 4. Resume: the next send time from `now`, but never earlier than rule 2 allows.
-5. Temporary failures retry after an exponential backoff with jitter, capped.
+5. Temporary failures retry after an exponential backoff with jitter, capped; the time spent
+   backing off (without the jitter) is what a give-up limit is measured against.
 """
 
 from __future__ import annotations
@@ -98,3 +99,13 @@ def retry_delay(
     delay = min(ceiling, base * 2 ** min(attempt - 1, 40))
     spread = 1 + (rng or _rng).uniform(-jitter, jitter)
     return delay * spread
+
+
+def retry_waited(
+    attempt: int, *, base: timedelta = timedelta(minutes=1), ceiling: timedelta = timedelta(hours=6)
+) -> timedelta:
+    """Rule 5: the backoff (without jitter) already waited when failure number `attempt` happens:
+    the delays before retries 1 .. attempt-1."""
+    if attempt < 1:
+        raise ValueError(f"attempt must be 1 or more, got {attempt}")
+    return sum((min(ceiling, base * 2 ** min(k - 1, 40)) for k in range(1, attempt)), timedelta())

@@ -28,6 +28,16 @@ SHOTS = Path("/tmp/drip-shots")
 @pytest.fixture
 def server(database_url: str, smtp_server, tmp_path: Path) -> Iterator[str]:
     """`drip serve` in its own process; yields its base URL."""
+    process, base = start_drip("serve", database_url, smtp_server, tmp_path)
+    try:
+        yield base
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def start_drip(command: str, database_url: str, smtp_server, tmp_path: Path):
+    """`drip <command>` listening on a free port, once /healthz answers; (process, base URL)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -38,7 +48,7 @@ def server(database_url: str, smtp_server, tmp_path: Path) -> Iterator[str]:
     }
     drip = Path(sys.executable).parent / "drip"
     process = subprocess.Popen(
-        [str(drip), "serve", "--port", str(port)], env=env, cwd=tmp_path,
+        [str(drip), command, "--port", str(port)], env=env, cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -52,10 +62,24 @@ def server(database_url: str, smtp_server, tmp_path: Path) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"drip serve did not start: {process.communicate()[0]}")
             time.sleep(0.1)  # waiting for the server process to listen
-        yield base
+    except BaseException:
+        process.kill()
+        process.communicate(timeout=30)
+        raise
+    return process, base
+
+
+def test_drip_run_serves_sends_and_stops_cleanly(database_url, smtp_server, tmp_path) -> None:
+    """The embedded default: scheduler and web pages in one process, stopped by SIGTERM."""
+    process, base = start_drip("run", database_url, smtp_server, tmp_path)
+    try:
+        httpx.post(f"{base}/subscribe", json={"email": "run@example.com", "course": "bone-health"})
+        httpx.get(base + confirm_path(smtp_server))
     finally:
         process.terminate()
-        process.communicate(timeout=30)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output[-2000:]
+    assert "finishing the pass under way" in output
 
 
 def confirm_path(smtp_server) -> str:

@@ -6,12 +6,11 @@ import threading
 import time
 from datetime import timedelta
 
-from test_dispatch import ALICE, subscribe
-
 from runtime import Runtime
 from scheduler.runner import run_forever
 
 from conftest import T0
+from test_dispatch import ALICE, subscribe
 
 
 def test_runner_runs_a_pass_at_once_and_stops_cleanly(runtime: Runtime, smtp_server) -> None:

@@ -38,6 +38,8 @@ bench: install-test
 	$(BIN)/python bench/dispatch.py --db postgresql
 	$(BIN)/python bench/idle.py --db sqlite
 	$(BIN)/python bench/idle.py --db postgresql
+	$(BIN)/python bench/scale.py --connections 1
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info outbox drip.db drip.db-wal drip.db-shm

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 _STATE = struct.Struct("<dd")  # tokens, wall-clock time of the last refill
+_EPSILON = 1e-9  # float rounding must not leave a token at 0.99999... forever
 
 
 class RateLimiter:
@@ -59,8 +60,8 @@ class RateLimiter:
             now = self.clock()
             tokens, last = _STATE.unpack(raw) if len(raw) == _STATE.size else (self.burst, now)
             tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
-            if tokens >= 1:
-                os.pwrite(fd, _STATE.pack(tokens - 1, now), 0)
+            if tokens >= 1 - _EPSILON:
+                os.pwrite(fd, _STATE.pack(max(0.0, tokens - 1), now), 0)
                 return 0.0
             os.pwrite(fd, _STATE.pack(tokens, now), 0)
             return (1 - tokens) / self.rate

@@ -215,3 +215,35 @@ def test_templates_ship_with_the_package() -> None:
     assert {"index.html", "confirmed.html", "unsubscribe.html"} <= {
         p.name for p in folder.iterdir()
     }
+
+
+def test_switching_course_starts_the_other_at_lesson_one(
+    database_url: str, tmp_path: Path, smtp_server, clock: Clock
+) -> None:
+    from shutil import copytree
+
+    from config import BUNDLED_COURSES
+
+    from conftest import make_runtime, write_course
+
+    courses = tmp_path / "courses"
+    copytree(BUNDLED_COURSES / "bone-health", courses / "bone-health")
+    write_course(courses / "tiny")
+    rt = make_runtime(database_url, tmp_path, smtp_url=smtp_server.url, courses_dir=courses)
+    try:
+        with TestClient(create_app(rt, clock), base_url="https://drip.example.org") as client:
+            subscribe(client)
+            client.get(link(smtp_server.messages[0], "confirm"))
+            rt.dispatcher.run_pass(clock.now)
+            preferences = link(smtp_server.messages[1], "preferences")
+            moved = client.post(preferences, data={"action": "switch", "course": "tiny"})
+            assert moved.status_code == 200 and "Tiny Course" in moved.text
+            again = client.post(preferences, data={"action": "switch", "course": "tiny"})
+            assert again.status_code == 422 and "has ended" in again.text
+        assert rt.dispatcher.run_pass(clock.now).sent == 1
+        assert smtp_server.messages[-1].message["Subject"] == "Subject 1"
+        assert state(rt, "ana@example.com") == [
+            (SubscriptionState.UNSUBSCRIBED, 1), (SubscriptionState.ACTIVE, 1)
+        ]  # fmt: skip
+    finally:
+        rt.close()

@@ -30,7 +30,7 @@ from config import Settings
 from course import Course
 from emails import Recipient, render_confirmation
 from errors import InvalidInput, UnknownCourse
-from models import Delivery, DeliveryState, Subscription, SubscriptionState
+from models import LIVE_STATES, Delivery, DeliveryState, Subscription, SubscriptionState
 from runtime import Runtime
 from scheduler.runner import utc_now
 from scheduler.schedule import next_lesson_due, resume_due, zone
@@ -209,6 +209,8 @@ class Pages:
     ) -> Subscription | None:  # fmt: skip
         """Apply one preferences action; the new subscription when the course was switched."""
         action = fields.get("action", "")
+        if sub.state not in LIVE_STATES:
+            raise InvalidInput("This subscription has ended; subscribe again from the course page.")
         if action == "pause":
             subscriptions.pause(sub)
         elif action == "resume":

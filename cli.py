@@ -4,6 +4,7 @@ into a one-line message and an exit code (2 for bad input, 1 for anything else).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -22,6 +23,7 @@ from emails import Outgoing, Recipient, render_confirmation
 from errors import ConfigError, CourseError, DripError, InvalidInput, UnknownCourse
 from models import Subscriber, Subscription, SubscriptionState
 from runtime import Runtime
+from scheduler.dispatch import PassResult
 from scheduler.runner import run_forever, start_scheduler, utc_now
 from send import SendStatus
 
@@ -191,12 +193,67 @@ def cmd_subscribers(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 @command
+def cmd_stats(args: argparse.Namespace, rt: Runtime) -> int:
+    import stats
+
+    if args.course:
+        rt.course(args.course)
+    now = parse_instant(args.now) if args.now else utc_now()
+    with rt.sessions() as session:
+        figures = stats.collect(session, now, args.course)
+    if args.plot:
+        try:
+            out(f"plot written to {stats.plot(figures, args.plot)}")
+        except ImportError:
+            raise DripError("--plot needs matplotlib: pip install 'drip[plot]'") from None
+    if args.json:
+        out(json.dumps(figures.as_dict(), indent=2))
+    elif not args.plot:
+        from rich.console import Console
+
+        console = Console()
+        for table in stats.tables(figures):
+            console.print(table)
+    return 0
+
+
+@command
 def cmd_tick(args: argparse.Namespace, rt: Runtime) -> int:
     now = parse_instant(args.now) if args.now else utc_now()
-    result = rt.dispatcher.run_pass(now)
+    # a progress bar for a person at a terminal; otherwise the log has a line per batch
+    tty = sys.stdout.isatty()
+    result = _tick_with_progress(rt, now) if tty else rt.dispatcher.run_pass(now)
     out(f"{now.isoformat()}: sent {result.sent}, deferred {result.deferred}, "
         f"bounced {result.bounced}, failed {result.failed}")  # fmt: skip
     return 0
+
+
+def _tick_with_progress(rt: Runtime, now: datetime) -> PassResult:
+    """A pass with a progress bar (rate and time left), for a person at a terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    import stats
+
+    with rt.sessions() as session:
+        due = stats.collect(session, now).due_now
+
+    class Rate(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            return Text(f"{task.speed or 0:,.0f} lessons/s")
+
+    columns = (BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn())
+    with Progress(*Progress.get_default_columns()[:1], *columns) as progress:
+        task = progress.add_task("sending", total=due)
+        rt.dispatcher.progress = lambda batch: progress.advance(task, batch.total)
+        return rt.dispatcher.run_pass(now)
 
 
 @command
@@ -305,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("email")
     p.add_argument("--course")
     add("subscribers", "list subscriptions").add_argument("--course")
+    p = add("stats", "subscribers by state, lessons sent, stuck lessons, the next wave")
+    p.add_argument("--course")
+    p.add_argument("--json", action="store_true", help="JSON for scripts")
+    p.add_argument("--plot", type=Path, metavar="FILE.png", help="draw sends per day (matplotlib)")
+    p.add_argument("--now", help=argparse.SUPPRESS)
     add("tick", "run one dispatch pass").add_argument(
         "--now", help="ISO-8601 instant (UTC if no offset)"
     )

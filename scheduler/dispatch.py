@@ -131,6 +131,7 @@ class Dispatcher:
     batch_size: int = 200
     lease: timedelta = timedelta(minutes=5)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    progress: Callable[[PassResult], None] | None = None  # told of each recorded batch
 
     def run_pass(self, now: datetime) -> PassResult:
         """Send every lesson due at `now`, batch after batch, until none is left.
@@ -193,6 +194,8 @@ class Dispatcher:
             batch.results = batch.sending.result()
         outcomes = list(zip(batch.to_send, batch.results, strict=True))
         outcome = _reconnecting(lambda: self._record(outcomes, batch.dropped, now))
+        if self.progress is not None:
+            self.progress(outcome)
         log.info(
             "batch: %d sent, %d deferred, %d bounced, %d skipped, %d failed",
             outcome.sent, outcome.deferred, outcome.bounced, outcome.skipped, outcome.failed,

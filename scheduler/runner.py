@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from metrics import PASS_SECONDS
 from scheduler.dispatch import Dispatcher
 
 log = logging.getLogger("drip.runner")
@@ -28,7 +29,8 @@ def guarded_pass(dispatcher: Dispatcher, clock: Callable[[], datetime]) -> None:
     """One pass; an error (the database or relay gone) is logged and the next tick tries again.
     Claims it held stay leased until their deadline, then any worker takes them over."""
     try:
-        dispatcher.run_pass(clock())
+        with PASS_SECONDS.time():
+            dispatcher.run_pass(clock())
     except Exception:
         log.exception("dispatch pass failed; trying again at the next tick")
 

@@ -30,6 +30,7 @@ from config import Settings
 from course import Course
 from emails import Recipient, render_confirmation
 from errors import InvalidInput, UnknownCourse
+from metrics import metrics_text
 from models import LIVE_STATES, Delivery, DeliveryState, Subscription, SubscriptionState
 from runtime import Runtime
 from scheduler.runner import utc_now
@@ -61,6 +62,7 @@ def create_app(runtime: Runtime, clock: Callable[[], datetime] = utc_now) -> Sta
         Route("/lessons/{token}/{day:int}", pages.lesson),
         Route("/courses/{slug}/{path:path}", pages.course_file),
         Route("/healthz", pages.healthz),
+        Route("/metrics", pages.metrics),
     ]
     handlers = {404: pages.not_found, 500: pages.server_error}
     return Starlette(routes=routes, exception_handlers=handlers)
@@ -278,6 +280,10 @@ class Pages:
         with self.rt.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return JSONResponse({"status": "ok", "courses": sorted(self.rt.courses)})
+
+    async def metrics(self, request: Request) -> Response:
+        body, content_type = metrics_text(self.rt.sessions, self.clock)
+        return Response(body, media_type=content_type)
 
     async def not_found(self, request: Request, exc: Exception) -> Response:
         return self.render(

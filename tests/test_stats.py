@@ -1,0 +1,97 @@
+"""What the operator sees: stats, the plot, metrics, progress; against a database the test fills."""
+
+from __future__ import annotations
+
+import json
+import struct
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+import stats
+from cli import main
+from runtime import Runtime
+from web import create_app
+
+from conftest import T0
+from test_dispatch import ALICE, BOB, CAROL, subscribe
+
+
+@pytest.fixture
+def history(runtime: Runtime, smtp_server) -> Runtime:
+    """Alice: lessons 1 and 2; Bob: bounced; Carol: lesson 1, then lesson 2 deferred by a 421."""
+    for email in (ALICE, BOB, CAROL):
+        subscribe(runtime, email)
+    smtp_server.reply_rcpt[BOB] = "550 5.1.1 No such user"
+    assert runtime.dispatcher.run_pass(T0).sent == 2
+    smtp_server.reply_rcpt[CAROL] = "421 4.7.0 Try later"
+    later = T0 + timedelta(days=1, hours=12)  # past 09:00 in New York and Berlin
+    result = runtime.dispatcher.run_pass(later)
+    assert (result.sent, result.deferred) == (1, 1)
+    return runtime
+
+
+def test_collect_counts_states_sends_stuck_lessons_and_the_next_wave(history: Runtime) -> None:
+    now = T0 + timedelta(days=1, hours=12, seconds=30)  # before the retry (about 1 min)
+    with history.sessions() as session:
+        figures = stats.collect(session, now)
+    assert figures.by_state["active"] == 2 and figures.by_state["bounced"] == 1
+    assert figures.by_state["completed"] == 0
+    assert figures.sent_per_day[T0.date().isoformat()] == {"bone-health": 2}
+    assert figures.sent_per_day[(T0 + timedelta(days=1)).date().isoformat()] == {"bone-health": 1}
+    assert len(figures.sent_per_day) == stats.DAYS
+    (stuck,) = figures.stuck
+    assert (stuck.email, stuck.day, stuck.state) == (CAROL, 2, "deferred")
+    assert stuck.reply.startswith("421")
+    assert figures.due_now == 0 and figures.due_next_hour == 1  # Carol's retry
+    assert figures.due_next_day == 2  # and Alice's lesson 3
+    with history.sessions() as session:
+        assert stats.collect(session, now, "other-course").by_state["active"] == 0
+
+
+def test_stats_command_json_table_and_plot(history: Runtime, tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("DRIP_DATABASE_URL", history.settings.database_url)
+    now = (T0 + timedelta(days=1, hours=12)).isoformat()
+    assert main(["stats", "--json", "--now", now]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["by_state"]["bounced"] == 1 and data["stuck"][0]["state"] == "deferred"
+    assert main(["stats", "--now", now]) == 0
+    table = capsys.readouterr().out
+    assert "Subscriptions by state" in table and "421" in table and "Next wave" in table
+    png = tmp_path / "sends.png"
+    assert main(["stats", "--plot", str(png), "--now", now]) == 0
+    data_png = png.read_bytes()
+    assert data_png[:8] == b"\x89PNG\r\n\x1a\n" and data_png[12:16] == b"IHDR"
+    assert struct.unpack(">II", data_png[16:24]) == (1000, 500)
+    assert main(["stats", "--course", "nope"]) == 2
+
+
+def test_metrics_endpoint_parses_and_counts(history: Runtime) -> None:
+    clock = lambda: T0 + timedelta(days=3)  # noqa: E731
+    with TestClient(create_app(history, clock)) as client:
+        answer = client.get("/metrics")
+    assert answer.status_code == 200
+    samples = {
+        (s.name, s.labels.get("course")): s.value
+        for family in text_string_to_metric_families(answer.text)
+        for s in family.samples
+    }
+    assert samples[("drip_lessons_sent_total", "bone-health")] == 3
+    assert samples[("drip_lessons_bounced_total", "bone-health")] == 1
+    assert samples[("drip_lessons_failed_total", "bone-health")] == 0
+    assert samples[("drip_deferrals_total", "bone-health")] == 1
+    assert samples[("drip_due_backlog", "bone-health")] == 2
+    assert ("drip_dispatch_pass_seconds_count", None) in samples
+
+
+def test_progress_is_told_of_every_batch(runtime: Runtime, smtp_server) -> None:
+    for email in (ALICE, BOB, CAROL):
+        subscribe(runtime, email)
+    seen: list[int] = []
+    runtime.dispatcher.batch_size = 2
+    runtime.dispatcher.progress = lambda batch: seen.append(batch.sent)
+    assert runtime.dispatcher.run_pass(T0).sent == 3
+    assert seen == [2, 1]

@@ -24,35 +24,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import (
-    Engine,
-    Integer,
-    Table,
-    bindparam,
-    delete,
-    insert,
-    or_,
-    select,
-    text,
-    tuple_,
-    update,
-)
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from course.model import Course
 from emails import LessonRenderer, Outgoing, Recipient
-from models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState, writer
+from models import Delivery, DeliveryState, Subscription, SubscriptionState, writer
+from scheduler.queries import DELIVERIES, SUBSCRIPTIONS, due, finish, reconnecting, update_rows
 from scheduler.schedule import next_lesson_due, retry_delay, retry_waited, zone
 from send import SendResult, SendStatus, Transport
 
 log = logging.getLogger("drip.dispatch")
-T = TypeVar("T")
-DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
-SUBSCRIPTIONS: Table = Subscription.__table__  # type: ignore[assignment]
 
 
 @dataclass
@@ -176,7 +160,7 @@ class Dispatcher:
 
     def prepare(self, claims: list[Claim], now: datetime) -> Batch:
         """Render each claimed lesson; set aside the subscriptions no longer active."""
-        active = _reconnecting(lambda: self._still_active([c.subscription_id for c in claims]))
+        active = reconnecting(lambda: self._still_active([c.subscription_id for c in claims]))
         batch = Batch(
             to_send=[c for c in claims if c.subscription_id in active],
             dropped=[c for c in claims if c.subscription_id not in active],
@@ -193,7 +177,7 @@ class Dispatcher:
         if batch.sending is not None:
             batch.results = batch.sending.result()
         outcomes = list(zip(batch.to_send, batch.results, strict=True))
-        outcome = _reconnecting(lambda: self._record(outcomes, batch.dropped, now))
+        outcome = reconnecting(lambda: self._record(outcomes, batch.dropped, now))
         if self.progress is not None:
             self.progress(outcome)
         log.info(
@@ -332,9 +316,9 @@ class Dispatcher:
                             claim.day, claim.subscription_id, sent.reply)  # fmt: skip
         with Session(writer(self.engine)) as session, session.begin():
             for table, rows in ((DELIVERIES, deliveries), (SUBSCRIPTIONS, advanced + deferred)):
-                _update_rows(session, table, rows)
+                update_rows(session, table, rows)
             for state, ids in finished.items():
-                _finish(session, ids, state, now)
+                finish(session, ids, state, now)
             _release(session, dropped)
         return result
 
@@ -359,88 +343,6 @@ class Dispatcher:
 def _next_due(sent_at: datetime, timezone: str, send_time: time, interval_days: int) -> datetime:
     """Everyone in one zone sent a lesson at the same `now` is next due at the same instant."""
     return next_lesson_due(sent_at, zone(timezone), send_time, interval_days)
-
-
-def due(now: datetime, limit: int, course_slugs: list[str]) -> Any:
-    """The claim query: subscriptions that are
-    - active, of a course this process has loaded,
-    - due at `now` (next_due_at <= now),
-    - not leased by a live worker (no lease, or its deadline has passed);
-    oldest due first, at most `limit`, locked for this transaction and skipped by the others."""
-    return (
-        select(
-            Subscription.id,
-            Subscription.course_slug,
-            Subscription.current_day,
-            Subscription.timezone,
-            Subscription.send_time,
-            Subscription.retry_attempts,
-            Subscription.unsubscribe_token,
-            Subscription.manage_token,
-            Subscriber.email,
-            Subscriber.name,
-        )
-        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(
-            Subscription.state == SubscriptionState.ACTIVE,
-            Subscription.next_due_at <= now,
-            Subscription.course_slug.in_(course_slugs),
-            or_(Subscription.leased_until.is_(None), Subscription.leased_until <= now),
-        )
-        .order_by(Subscription.next_due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=Subscription)
-    )
-
-
-def _update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """UPDATE many rows by id: SET each row's other keys WHERE id = row_id.
-
-    PostgreSQL gets one statement per group, its columns passed as arrays and joined back with
-    unnest(); a statement per row would cost the server more than the rest of the pass. SQLite
-    runs in-process, where executemany is as cheap."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row), []).append(row)
-    for keys, group in groups.items():
-        if session.get_bind().dialect.name != "postgresql":
-            session.execute(update(table).where(table.c.id == bindparam("row_id")), group)
-            continue
-        sets = ", ".join(f"{k} = batch.{k}" for k in keys if k != "row_id")
-        arrays = ", ".join(f":{k}" for k in keys)
-        statement = text(
-            f"UPDATE {table.name} SET {sets} FROM unnest({arrays}) AS batch({', '.join(keys)}) "
-            f"WHERE {table.name}.id = batch.row_id"
-        ).bindparams(
-            *(bindparam(k, [r[k] for r in group], type_=ARRAY(_item_type(table, k))) for k in keys)
-        )
-        session.execute(statement)
-
-
-def _item_type(table: Table, key: str) -> Any:
-    return Integer() if key == "row_id" else table.c[key].type
-
-
-def _reconnecting(step: Callable[[], T]) -> T:
-    """Run `step` again once if the database connection was lost under it (a restart, a killed
-    backend): the pool has discarded the dead connection and the retry gets a fresh one."""
-    try:
-        return step()
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-        log.warning("lost the database connection (%s); reconnecting", exc.orig)
-        return step()
-
-
-def _finish(session: Session, ids: list[int], state: SubscriptionState, now: datetime) -> None:
-    """Move still-active subscriptions to a final state (an unsubscribe meanwhile stands)."""
-    if ids:
-        session.execute(
-            update(Subscription)
-            .where(Subscription.id.in_(ids), Subscription.state == SubscriptionState.ACTIVE)
-            .values(state=state, next_due_at=None, ended_at=now, leased_until=None)
-        )
 
 
 def _release(session: Session, dropped: list[Claim]) -> None:

@@ -21,6 +21,7 @@ from config import Settings
 from course import load_course
 from emails import Outgoing, Recipient, render_confirmation
 from errors import ConfigError, CourseError, DripError, InvalidInput, UnknownCourse
+from logs import setup_logging
 from models import Subscriber, Subscription, SubscriptionState
 from runtime import Runtime
 from scheduler.dispatch import PassResult
@@ -392,15 +393,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for chatty in ("alembic", "apscheduler"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    try:
+        settings = Settings.load()
+    except ConfigError as exc:
+        print(f"drip: {exc}", file=sys.stderr)
+        return 2
+    handler = setup_logging(args.verbose, settings.log_format)
     runtime: Runtime | None = None
     try:
-        runtime = Runtime(Settings.load())
+        runtime = Runtime(settings)
         return COMMANDS[args.command](args, runtime)
     except (InvalidInput, UnknownCourse, ConfigError) as exc:
         print(f"drip: {exc}", file=sys.stderr)
@@ -414,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if runtime is not None:
             runtime.close()
+        logging.getLogger().removeHandler(handler)
 
 
 if __name__ == "__main__":

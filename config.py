@@ -33,6 +33,7 @@ class Settings:
     pending_expiry_seconds: float = 7 * 86400.0  # an unconfirmed subscription's link lasts this
     signup_limit_per_client: int = 20  # subscribe requests per client address per hour
     signup_limit_per_address: int = 3  # confirmation emails per recipient per hour
+    log_format: str = "text"  # or "json": one object per line
     tick_seconds: float = 30.0
     batch_size: int = 200
     lease_seconds: float = 300.0
@@ -78,6 +79,8 @@ class Settings:
                 value < 0 or (value == 0 and name != "send_rate")
             ):
                 raise ConfigError(f"setting {name} (DRIP_{name.upper()}) must be positive")
+        if converted.get("log_format", "text") not in ("text", "json"):
+            raise ConfigError("setting log_format (DRIP_LOG_FORMAT) must be text or json")
         return replace(self, **converted)
 
 

@@ -285,7 +285,8 @@ class Dispatcher:
                 if claim.day >= claim.course.total_days:
                     finished[SubscriptionState.COMPLETED].append(claim.subscription_id)
                 log.info("sent day %d to subscription %d (%s): %s", claim.day,
-                         claim.subscription_id, claim.message_id, sent.reply)  # fmt: skip
+                         claim.subscription_id, claim.message_id, sent.reply,
+                         extra=_fields("sent", claim, sent))  # fmt: skip
             elif sent.status is SendStatus.TEMPORARY and self.retry.exhausted(
                 claim.retry_attempts + 1
             ):
@@ -297,7 +298,8 @@ class Dispatcher:
                 )  # fmt: skip
                 log.error("gave up on day %d of subscription %d after %d attempts: %s "
                           "(`drip retry` makes it due again)", claim.day, claim.subscription_id,
-                          claim.retry_attempts + 1, sent.reply)  # fmt: skip
+                          claim.retry_attempts + 1, sent.reply,
+                          extra=_fields("failed", claim, sent))  # fmt: skip
             elif sent.status is SendStatus.TEMPORARY:
                 result.deferred += 1
                 deliveries.append({**base, "state": DeliveryState.DEFERRED, "sent_at": None})
@@ -307,13 +309,15 @@ class Dispatcher:
                      "next_due_at": now + self.retry.delay(attempt), "leased_until": None}
                 )  # fmt: skip
                 log.warning("deferred day %d of subscription %d (attempt %d): %s",
-                            claim.day, claim.subscription_id, attempt, sent.reply)  # fmt: skip
+                            claim.day, claim.subscription_id, attempt, sent.reply,
+                            extra=_fields("deferred", claim, sent))  # fmt: skip
             else:
                 result.bounced += 1
                 deliveries.append({**base, "state": DeliveryState.BOUNCED, "sent_at": None})
                 finished[SubscriptionState.BOUNCED].append(claim.subscription_id)
                 log.warning("bounced day %d of subscription %d: %s",
-                            claim.day, claim.subscription_id, sent.reply)  # fmt: skip
+                            claim.day, claim.subscription_id, sent.reply,
+                            extra=_fields("bounced", claim, sent))  # fmt: skip
         with Session(writer(self.engine)) as session, session.begin():
             for table, rows in ((DELIVERIES, deliveries), (SUBSCRIPTIONS, advanced + deferred)):
                 update_rows(session, table, rows)
@@ -364,6 +368,18 @@ def _release(session: Session, dropped: list[Claim]) -> None:
                 .where(Delivery.id == claim.delivery_id)
                 .values(state=claim.previous_delivery_state, attempts=Delivery.attempts - 1)
             )
+
+
+def _fields(event: str, claim: Claim, sent: SendResult) -> dict[str, object]:
+    """The structured fields of a per-message log line (see logs.py)."""
+    return {
+        "event": event,
+        "subscription_id": claim.subscription_id,
+        "message_id": claim.message_id,
+        "day": claim.day,
+        "course": claim.course.slug,
+        "smtp_reply": sent.reply,
+    }
 
 
 def _message_id(course: Course, subscription_id: int, day: int) -> str:

@@ -3,6 +3,7 @@ server on loopback, and a Runtime wired to both."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from models import make_engine
 from runtime import Runtime
 
 from smtp_server import smtp_server  # noqa: F401  (fixture)
+
+logging.getLogger("mail.log").setLevel(logging.WARNING)  # the test SMTP server's chatter
 
 POSTGRES_URL = os.environ.get(
     "DRIP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -95,3 +95,18 @@ def test_progress_is_told_of_every_batch(runtime: Runtime, smtp_server) -> None:
     runtime.dispatcher.progress = lambda batch: seen.append(batch.sent)
     assert runtime.dispatcher.run_pass(T0).sent == 3
     assert seen == [2, 1]
+
+
+def test_json_log_lines_carry_ids_and_no_body(runtime: Runtime, smtp_server, capsys, monkeypatch):
+    subscribe(runtime, ALICE)
+    monkeypatch.setenv("DRIP_DATABASE_URL", runtime.settings.database_url)
+    monkeypatch.setenv("DRIP_SMTP_URL", smtp_server.url)
+    monkeypatch.setenv("DRIP_LOG_FORMAT", "json")
+    assert main(["tick", "--now", T0.isoformat()]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
+    (sent,) = [entry for entry in lines if entry.get("event") == "sent"]
+    assert sent["subscription_id"] == 1 and sent["day"] == 1 and sent["course"] == "bone-health"
+    assert sent["message_id"] == str(smtp_server.messages[0].message["Message-ID"])
+    assert all("Hi Alice" not in json.dumps(entry) for entry in lines)
+    monkeypatch.setenv("DRIP_LOG_FORMAT", "xml")
+    assert main(["courses"]) == 2

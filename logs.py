@@ -1,0 +1,41 @@
+"""Log set-up: readable lines by default, one JSON object per line with DRIP_LOG_FORMAT=json.
+
+Send, deferral, bounce and give-up lines carry structured fields (event, subscription_id,
+message_id, day, course, smtp_reply); a message body is never logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+FIELDS = ("event", "subscription_id", "message_id", "day", "course", "smtp_reply")
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: getattr(record, k) for k in FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def setup_logging(verbose: bool = False, fmt: str = "text") -> logging.Handler:
+    """Add the CLI's handler to the root logger; the caller removes it when done."""
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for chatty in ("alembic", "apscheduler"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    return handler

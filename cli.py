@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 import subscriptions
 from config import Settings
-from course import load_course
+from course import lint, load_course
 from emails import Outgoing, Recipient, render_confirmation
 from errors import ConfigError, CourseError, DripError, InvalidInput, UnknownCourse
 from logs import setup_logging
@@ -63,9 +63,13 @@ def cmd_check(args: argparse.Namespace, rt: Runtime) -> int:
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
         return 1
     for course in courses:
+        found = lint.warnings(course)
+        for warning in found:
+            print(warning, file=sys.stderr)
         out(
             f"ok: {course.slug}: {course.title!r}, {course.total_days} lessons, one every "
             f"{course.interval_days} day(s) at {course.send_time:%H:%M} ({course.timezone})"
+            + (f", {len(found)} warning(s)" if found else "")
         )
     return 0
 

@@ -301,7 +301,18 @@ def _serve(args: argparse.Namespace, rt: Runtime) -> None:
 
 @command
 def cmd_preview(args: argparse.Namespace, rt: Runtime) -> int:
+    from emails import preview
+
+    course = rt.course(args.slug)
+    if args.all:
+        out(str(preview.write_course(rt.renderer, course, args.output, utc_now()) / "index.html"))
+        return 0
+    if args.day is None:
+        raise InvalidInput("give a DAY, or --all for the whole course")
     outgoing = _lesson_message(rt, args.slug, args.day, PREVIEW_RECIPIENT)
+    if args.open:
+        out(str(preview.write_lesson(rt.renderer, course, args.day, args.output, utc_now())))
+        return 0
     message = outgoing.as_message()
     if args.format == "eml":
         sys.stdout.write(outgoing.data.decode("ascii").replace("\r\n", "\n"))
@@ -386,7 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--no-web", action="store_true", help="the scheduler alone")
     p = add("preview", "print a lesson email as a subscriber gets it")
     p.add_argument("slug")
-    p.add_argument("day", type=int)
+    p.add_argument("day", type=int, nargs="?")
+    p.add_argument("--open", action="store_true", help="write HTML and text side by side to a file")
+    p.add_argument("--all", action="store_true", help="write every lesson and an index to a folder")
+    p.add_argument(
+        "--output", type=Path, default=Path("preview"), help="folder (default ./preview)"
+    )
     p.add_argument("--format", choices=("html", "text", "eml"), default="text")
     p = add("send-test", "send a lesson to an address now, outside any subscription")
     p.add_argument("slug")

@@ -37,7 +37,7 @@ SLOT = {name: f"dripslot{index}x{name.replace('_', '')}z" for index, name in enu
 FALLBACK_FIRST_NAME = "friend"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
-_layouts = Environment(
+layouts = Environment(  # the email layouts; emails/preview.py uses them too
     loader=FileSystemLoader(TEMPLATES),
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
@@ -132,10 +132,10 @@ class LessonRenderer:
             "next_lesson": course.next_lesson(day),
             "slot": SLOT,
         }
-        page = _layouts.get_template("lesson.html").render(
+        page = layouts.get_template("lesson.html").render(
             body_html=to_html(body, course.slug, self.links), **context
         )
-        text = _layouts.get_template("lesson.txt").render(
+        text = layouts.get_template("lesson.txt").render(
             body_text=to_text(body, course.slug, self.links), **context
         )
         static = [
@@ -166,8 +166,8 @@ def render_confirmation(
 ) -> Outgoing:
     """The double opt-in email: one link that activates the subscription."""
     context = {"course": course, "first_name": one_line(name), "confirm_url": confirm_url}
-    text = _layouts.get_template("confirm.txt").render(**context)
-    page = _inliner.inline(_layouts.get_template("confirm.html").render(**context))
+    text = layouts.get_template("confirm.txt").render(**context)
+    page = _inliner.inline(layouts.get_template("confirm.html").render(**context))
     mime = Multipart(
         [
             _from_header(course),

@@ -8,7 +8,8 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import make_msgid
 from pathlib import Path
@@ -223,6 +224,59 @@ def cmd_stats(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 @command
+def cmd_import(args: argparse.Namespace, rt: Runtime) -> int:
+    import transfer
+
+    course = rt.course(args.course)
+    rows, problems = transfer.read_rows(args.file)
+    with rt.sessions() as session, session.begin(), _progress(len(rows), "importing") as step:
+        report = transfer.import_rows(
+            session, course, rows, source=str(args.file), now=utc_now(),
+            confirmed=args.confirmed, progress=step,
+        )  # fmt: skip
+    for problem in problems + report.problems:
+        print(problem, file=sys.stderr)
+    bad = len(problems) + len(report.problems)
+    out(f"imported {report.imported}, skipped {report.skipped} already known, bad {bad}")
+    return 1 if bad else 0
+
+
+@command
+def cmd_export(args: argparse.Namespace, rt: Runtime) -> int:
+    import transfer
+
+    rt.course(args.course)
+    with rt.sessions() as session:
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as file:
+                count = transfer.export_rows(session, args.course, file)
+            print(f"exported {count} to {args.output}", file=sys.stderr)
+        else:
+            transfer.export_rows(session, args.course, sys.stdout)
+    return 0
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[], None]]:
+    """A step callback: a progress bar at a terminal, a log line every 1,000 otherwise."""
+    if not sys.stdout.isatty():
+        done = [0]
+
+        def step() -> None:
+            done[0] += 1
+            if done[0] % 1000 == 0:
+                log.info("%s: %d of %d", label, done[0], total)
+
+        yield step
+        return
+    from rich.progress import Progress
+
+    with Progress() as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda: bar.advance(task)
+
+
+@command
 def cmd_tick(args: argparse.Namespace, rt: Runtime) -> int:
     now = parse_instant(args.now) if args.now else utc_now()
     # a progress bar for a person at a terminal; otherwise the log has a line per batch
@@ -378,6 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("email")
     p.add_argument("--course")
     add("subscribers", "list subscriptions").add_argument("--course")
+    p = add("import", "subscribe the rows of a CSV file (email, name, timezone, state, day)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--course", required=True)
+    p.add_argument("--confirmed", action="store_true", help="rows without a state are active")
+    p = add("export", "write a course's subscriptions as CSV")
+    p.add_argument("--course", required=True)
+    p.add_argument("--output", type=Path, help="a file (default: standard output)")
     p = add("stats", "subscribers by state, lessons sent, stuck lessons, the next wave")
     p.add_argument("--course")
     p.add_argument("--json", action="store_true", help="JSON for scripts")

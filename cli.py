@@ -232,7 +232,7 @@ def cmd_import(args: argparse.Namespace, rt: Runtime) -> int:
     with rt.sessions() as session, session.begin(), _progress(len(rows), "importing") as step:
         report = transfer.import_rows(
             session, course, rows, source=str(args.file), now=utc_now(),
-            confirmed=args.confirmed, progress=step,
+            confirmed=args.confirmed, progress=lambda: step(1),
         )  # fmt: skip
     for problem in problems + report.problems:
         print(problem, file=sys.stderr)
@@ -257,23 +257,42 @@ def cmd_export(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 @contextmanager
-def _progress(total: int, label: str) -> Iterator[Callable[[], None]]:
-    """A step callback: a progress bar at a terminal, a log line every 1,000 otherwise."""
+def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A step(n) callback: a progress bar with the rate and the time left at a terminal, and a
+    log line every 1,000 otherwise."""
     if not sys.stdout.isatty():
         done = [0]
 
-        def step() -> None:
-            done[0] += 1
-            if done[0] % 1000 == 0:
+        def step(n: int = 1) -> None:
+            before, done[0] = done[0], done[0] + n
+            if before // 1000 != done[0] // 1000:
                 log.info("%s: %d of %d", label, done[0], total)
 
         yield step
         return
-    from rich.progress import Progress
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
 
-    with Progress() as bar:
+    class Rate(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            return Text(f"{task.speed or 0:,.0f}/s")
+
+    columns = (BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn())
+    with Progress(TextColumn("{task.description}"), *columns) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda: bar.advance(task)
+
+        def advance(n: int = 1) -> None:
+            bar.advance(task, n)
+
+        yield advance
 
 
 @command
@@ -289,29 +308,12 @@ def cmd_tick(args: argparse.Namespace, rt: Runtime) -> int:
 
 def _tick_with_progress(rt: Runtime, now: datetime) -> PassResult:
     """A pass with a progress bar (rate and time left), for a person at a terminal."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        Task,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
     import stats
 
     with rt.sessions() as session:
         due = stats.collect(session, now).due_now
-
-    class Rate(ProgressColumn):
-        def render(self, task: Task) -> Text:
-            return Text(f"{task.speed or 0:,.0f} lessons/s")
-
-    columns = (BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn())
-    with Progress(*Progress.get_default_columns()[:1], *columns) as progress:
-        task = progress.add_task("sending", total=due)
-        rt.dispatcher.progress = lambda batch: progress.advance(task, batch.total)
+    with _progress(due, "sending") as step:
+        rt.dispatcher.progress = lambda batch: step(batch.total)
         return rt.dispatcher.run_pass(now)
 
 

@@ -1,7 +1,8 @@
 """Log set-up: readable lines by default, one JSON object per line with DRIP_LOG_FORMAT=json.
 
 Send, deferral, bounce and give-up lines carry structured fields (event, subscription_id,
-message_id, day, course, smtp_reply); a message body is never logged."""
+message_id, day, course, smtp_reply), state changes carry (event="state", subscription_id,
+course, state); a message body is never logged."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
-FIELDS = ("event", "subscription_id", "message_id", "day", "course", "smtp_reply")
+FIELDS = ("event", "subscription_id", "message_id", "day", "course", "smtp_reply", "state")
 
 
 class JSONFormatter(logging.Formatter):

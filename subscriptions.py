@@ -6,6 +6,7 @@ Each step takes `now` and a session; the caller commits. The CLI and the web pag
 from __future__ import annotations
 
 import hmac
+import logging
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,6 +19,7 @@ from errors import InvalidInput
 from models import LIVE_STATES, Subscriber, Subscription, SubscriptionState
 from scheduler.schedule import resume_due
 
+log = logging.getLogger("drip.subscriptions")
 MAX_NAME_LENGTH = 200
 
 
@@ -85,9 +87,9 @@ def subscribe(
             created_at=now,
         )
         session.add(subscription)
+    session.flush()  # the new subscription gets its id, for the log line of its activation
     if confirmed:
         activate(subscription, now)
-    session.flush()
     return subscription
 
 
@@ -131,24 +133,35 @@ def by_token(session: Session, column: str, token: str) -> Subscription | None:
     return subscription
 
 
+def _changed(subscription: Subscription, state: SubscriptionState) -> None:
+    """Move to `state`, with one structured log line (see logs.py)."""
+    previous, subscription.state = subscription.state, state
+    log.info(
+        "subscription %s of %s: %s -> %s", subscription.id, subscription.course_slug,
+        previous, state,
+        extra={"event": "state", "subscription_id": subscription.id, "state": str(state),
+               "course": subscription.course_slug},
+    )  # fmt: skip
+
+
 def activate(subscription: Subscription, now: datetime) -> None:
     """Double opt-in done: lesson 1 is due at once. Activating twice changes nothing."""
     if subscription.state is SubscriptionState.PENDING:
-        subscription.state = SubscriptionState.ACTIVE
+        _changed(subscription, SubscriptionState.ACTIVE)
         subscription.confirmed_at = now
         subscription.next_due_at = now
 
 
 def unsubscribe(subscription: Subscription, now: datetime) -> None:
     if subscription.state in LIVE_STATES:
-        subscription.state = SubscriptionState.UNSUBSCRIBED
+        _changed(subscription, SubscriptionState.UNSUBSCRIBED)
         subscription.next_due_at = None
         subscription.ended_at = now
 
 
 def pause(subscription: Subscription) -> None:
     if subscription.state is SubscriptionState.ACTIVE:
-        subscription.state = SubscriptionState.PAUSED
+        _changed(subscription, SubscriptionState.PAUSED)
         subscription.next_due_at = None
 
 
@@ -156,7 +169,7 @@ def resume(subscription: Subscription, course: Course, now: datetime) -> None:
     """Active again: the next lesson at the next send time, never two on one local day."""
     if subscription.state is not SubscriptionState.PAUSED:
         return
-    subscription.state = SubscriptionState.ACTIVE
+    _changed(subscription, SubscriptionState.ACTIVE)
     subscription.next_due_at = resume_due(
         now,
         ZoneInfo(subscription.timezone),

@@ -108,5 +108,8 @@ def test_json_log_lines_carry_ids_and_no_body(runtime: Runtime, smtp_server, cap
     assert sent["subscription_id"] == 1 and sent["day"] == 1 and sent["course"] == "bone-health"
     assert sent["message_id"] == str(smtp_server.messages[0].message["Message-ID"])
     assert all("Hi Alice" not in json.dumps(entry) for entry in lines)
+    assert main(["pause", ALICE]) == 0
+    (paused,) = [json.loads(x) for x in capsys.readouterr().err.splitlines() if '"state"' in x]
+    assert (paused["event"], paused["state"], paused["subscription_id"]) == ("state", "paused", 1)
     monkeypatch.setenv("DRIP_LOG_FORMAT", "xml")
     assert main(["courses"]) == 2

@@ -311,7 +311,7 @@ def _tick_with_progress(rt: Runtime, now: datetime) -> PassResult:
     import stats
 
     with rt.sessions() as session:
-        due = stats.collect(session, now).due_now
+        due = stats.due_count(session, now)
     with _progress(due, "sending") as step:
         rt.dispatcher.progress = lambda batch: step(batch.total)
         return rt.dispatcher.run_pass(now)

@@ -86,21 +86,20 @@ def collect(session: Session, now: datetime, course: str | None = None) -> Stats
         for email, slug, d in session.execute(stuck)
     ]
 
-    def due_by(instant: datetime) -> int:
-        query = select(func.count()).where(
-            and_(
-                Subscription.state == SubscriptionState.ACTIVE,
-                Subscription.next_due_at <= instant,
-            )
-        )
-        if course:
-            query = query.where(Subscription.course_slug == course)
-        return int(session.scalar(query) or 0)
-
-    stats.due_now = due_by(now)
-    stats.due_next_hour = due_by(now + timedelta(hours=1)) - stats.due_now
-    stats.due_next_day = due_by(now + timedelta(days=1)) - stats.due_now
+    stats.due_now = due_count(session, now, course)
+    stats.due_next_hour = due_count(session, now + timedelta(hours=1), course) - stats.due_now
+    stats.due_next_day = due_count(session, now + timedelta(days=1), course) - stats.due_now
     return stats
+
+
+def due_count(session: Session, instant: datetime, course: str | None = None) -> int:
+    """Active subscriptions whose next lesson is due by `instant`."""
+    query = select(func.count()).where(
+        and_(Subscription.state == SubscriptionState.ACTIVE, Subscription.next_due_at <= instant)
+    )
+    if course:
+        query = query.where(Subscription.course_slug == course)
+    return int(session.scalar(query) or 0)
 
 
 def _midnight(day: date, now: datetime) -> datetime:

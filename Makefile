@@ -2,35 +2,57 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# Quiet installs: setuptools' note on every editable install, and pip's notes about index
+# folders a machine's pip.conf may name without having them, say nothing to act on.
+PIP := PYTHONWARNINGS="ignore:Editable installation" \
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check
+QUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint bench install install-test clean
+.PHONY: run test lint bench install install-test browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PIP) --upgrade pip $(QUIET)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(PIP) -e . $(QUIET)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(PIP) -e '.[test,postgresql]' $(QUIET)
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+# The browser tests drive Debian's Chromium (a test tool's own browser download does not work).
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "Chromium is missing; install it with: sudo apt-get install -y chromium" >&2; exit 1; \
+	  fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q chromium >/dev/null \
+	    || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	fi
+
 run: install
 	$(BIN)/drip init
 	$(BIN)/drip run
 
-test: install-test
+test: install-test browser
 	$(BIN)/python -m pytest
 
+# mypy finds the package by its name: a folder `drip` that is this tree.
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy .
+	mkdir -p build/typecheck && ln -sfn ../.. build/typecheck/drip
+	MYPYPATH=build/typecheck $(BIN)/mypy -p drip
+	MYPYPATH=build/typecheck $(BIN)/mypy tests bench
 
 bench: install-test
 	$(BIN)/python bench/render.py

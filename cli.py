@@ -17,17 +17,17 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-import subscriptions
-from config import Settings
-from course import lint, load_course
-from emails import Outgoing, Recipient, render_confirmation
-from errors import ConfigError, CourseError, DripError, InvalidInput, UnknownCourse
-from logs import setup_logging
-from models import Subscriber, Subscription, SubscriptionState
-from runtime import Runtime
-from scheduler.dispatch import PassResult
-from scheduler.runner import run_forever, start_scheduler, utc_now
-from send import SendStatus
+from . import subscriptions
+from .config import Settings
+from .course import lint, load_course
+from .emails import Outgoing, Recipient, render_confirmation
+from .errors import ConfigError, CourseError, DripError, InvalidInput, UnknownCourse
+from .logs import setup_logging
+from .models import Subscriber, Subscription, SubscriptionState
+from .runtime import Runtime
+from .scheduler.dispatch import PassResult
+from .scheduler.runner import run_forever, start_scheduler, utc_now
+from .send import SendStatus
 
 log = logging.getLogger("drip.cli")
 Handler = Callable[[argparse.Namespace, Runtime], int]
@@ -200,7 +200,7 @@ def cmd_subscribers(args: argparse.Namespace, rt: Runtime) -> int:
 
 @command
 def cmd_stats(args: argparse.Namespace, rt: Runtime) -> int:
-    import stats
+    from . import stats
 
     if args.course:
         rt.course(args.course)
@@ -211,7 +211,7 @@ def cmd_stats(args: argparse.Namespace, rt: Runtime) -> int:
         try:
             out(f"plot written to {stats.plot(figures, args.plot)}")
         except ImportError:
-            raise DripError("--plot needs matplotlib: pip install 'drip[plot]'") from None
+            raise DripError("--plot needs matplotlib: pip install 'drip-courses[plot]'") from None
     if args.json:
         out(json.dumps(figures.as_dict(), indent=2))
     elif not args.plot:
@@ -225,7 +225,7 @@ def cmd_stats(args: argparse.Namespace, rt: Runtime) -> int:
 
 @command
 def cmd_import(args: argparse.Namespace, rt: Runtime) -> int:
-    import transfer
+    from . import transfer
 
     course = rt.course(args.course)
     rows, problems = transfer.read_rows(args.file)
@@ -243,7 +243,7 @@ def cmd_import(args: argparse.Namespace, rt: Runtime) -> int:
 
 @command
 def cmd_export(args: argparse.Namespace, rt: Runtime) -> int:
-    import transfer
+    from . import transfer
 
     rt.course(args.course)
     with rt.sessions() as session:
@@ -308,7 +308,7 @@ def cmd_tick(args: argparse.Namespace, rt: Runtime) -> int:
 
 def _tick_with_progress(rt: Runtime, now: datetime) -> PassResult:
     """A pass with a progress bar (rate and time left), for a person at a terminal."""
-    import stats
+    from . import stats
 
     with rt.sessions() as session:
         due = stats.due_count(session, now)
@@ -344,7 +344,7 @@ def cmd_serve(args: argparse.Namespace, rt: Runtime) -> int:
 def _serve(args: argparse.Namespace, rt: Runtime) -> None:
     import uvicorn
 
-    from web import create_app
+    from .web import create_app
 
     host = args.host or rt.settings.web_host
     port = args.port or rt.settings.web_port
@@ -357,7 +357,7 @@ def _serve(args: argparse.Namespace, rt: Runtime) -> None:
 
 @command
 def cmd_preview(args: argparse.Namespace, rt: Runtime) -> int:
-    from emails import preview
+    from .emails import preview
 
     course = rt.course(args.slug)
     if args.all:

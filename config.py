@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from errors import ConfigError
+from .errors import ConfigError
 
 BUNDLED_COURSES = Path(__file__).resolve().parent / "course" / "sample"
 DEV_SECRET_KEY = "drip-development-key-change-me"

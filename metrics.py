@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Delivery, DeliveryState, Subscription, SubscriptionState
+from .models import Delivery, DeliveryState, Subscription, SubscriptionState
 
 PASS_SECONDS = Histogram(
     "drip_dispatch_pass_seconds",

@@ -11,14 +11,14 @@ from functools import cached_property
 from sqlalchemy import Engine, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
-import migrations
-from config import Settings
-from course import Course, load_courses
-from emails import LessonRenderer, Links
-from errors import DripError, UnknownCourse
-from models import make_engine, make_sessionmaker
-from scheduler.dispatch import Dispatcher, RetryPolicy
-from send import Transport, transport_from_url
+from . import migrations
+from .config import Settings
+from .course import Course, load_courses
+from .emails import LessonRenderer, Links
+from .errors import DripError, UnknownCourse
+from .models import make_engine, make_sessionmaker
+from .scheduler.dispatch import Dispatcher, RetryPolicy
+from .send import Transport, transport_from_url
 
 
 class Runtime:

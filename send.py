@@ -26,9 +26,9 @@ from types import TracebackType
 from typing import Self, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from emails.mime import Outgoing
-from errors import ConfigError
-from ratelimit import RateLimiter
+from .emails.mime import Outgoing
+from .errors import ConfigError
+from .ratelimit import RateLimiter
 
 log = logging.getLogger("drip.send")
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState
+from .models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState
 
 DAYS = 14
 

@@ -14,10 +14,10 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from course.model import Course
-from errors import InvalidInput
-from models import LIVE_STATES, Subscriber, Subscription, SubscriptionState
-from scheduler.schedule import resume_due
+from .course.model import Course
+from .errors import InvalidInput
+from .models import LIVE_STATES, Subscriber, Subscription, SubscriptionState
+from .scheduler.schedule import resume_due
 
 log = logging.getLogger("drip.subscriptions")
 MAX_NAME_LENGTH = 200

@@ -16,10 +16,10 @@ from typing import TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import subscriptions
-from course.model import Course
-from errors import InvalidInput
-from models import LIVE_STATES, Subscriber, Subscription, SubscriptionState
+from . import subscriptions
+from .course.model import Course
+from .errors import InvalidInput
+from .models import LIVE_STATES, Subscriber, Subscription, SubscriptionState
 
 COLUMNS = ("email", "name", "timezone", "state", "current_day")
 

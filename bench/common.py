@@ -17,15 +17,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine, create_engine, insert, text
+
+from drip import migrations
+from drip.models import Subscriber, Subscription, SubscriptionState, make_engine
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from sqlalchemy import Engine, create_engine, insert, text  # noqa: E402
-
-import migrations  # noqa: E402
-from models import Subscriber, Subscription, SubscriptionState, make_engine  # noqa: E402
-
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 # 24 zones, one per hour of offset or near it, so "09:00 local" is spread over the day.

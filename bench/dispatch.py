@@ -19,10 +19,10 @@ from pathlib import Path
 
 from common import NOW, Database, Sink
 
-from config import Settings
-from emails import Recipient
-from models import new_token
-from runtime import Runtime
+from drip.config import Settings
+from drip.emails import Recipient
+from drip.models import new_token
+from drip.runtime import Runtime
 
 
 def raw_rate(rt: Runtime, port: int, count: int) -> float:

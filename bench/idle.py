@@ -16,8 +16,8 @@ from pathlib import Path
 
 from common import NOW, Database, median
 
-from config import Settings
-from runtime import Runtime
+from drip.config import Settings
+from drip.runtime import Runtime
 
 
 def idle_pass_ms(kind: str, count: int, passes: int) -> float:

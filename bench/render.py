@@ -14,9 +14,9 @@ import time
 
 from common import NOW
 
-from config import BUNDLED_COURSES
-from course import load_courses
-from emails import LessonRenderer, Links, Recipient
+from drip.config import BUNDLED_COURSES
+from drip.course import load_courses
+from drip.emails import LessonRenderer, Links, Recipient
 
 
 def main() -> None:

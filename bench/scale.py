@@ -19,7 +19,7 @@ from pathlib import Path
 from common import NOW, Database, Sink
 from sqlalchemy import create_engine, func, select
 
-from models import Delivery, DeliveryState
+from drip.models import Delivery, DeliveryState
 
 DRIP = str(Path(sys.executable).parent / "drip")
 

@@ -14,8 +14,8 @@ import re
 
 from markdown_it import MarkdownIt
 
-from course.model import Course, Lesson
-from emails.markdown import is_relative
+from ..emails.markdown import is_relative
+from .model import Course, Lesson
 
 MAX_WORDS = 1000
 _md = MarkdownIt("commonmark")

@@ -19,9 +19,9 @@ from jinja2 import TemplateSyntaxError, meta
 from markdown_it import MarkdownIt
 from mdit_py_plugins.front_matter import front_matter_plugin
 
-from course.model import Course, Lesson
-from course.placeholders import PLACEHOLDERS, lesson_environment
-from errors import CourseError
+from ..errors import CourseError
+from .model import Course, Lesson
+from .placeholders import PLACEHOLDERS, lesson_environment
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 SEND_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")

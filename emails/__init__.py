@@ -1,7 +1,7 @@
 """Email rendering: Jinja2 layouts around lesson Markdown, into bytes ready for SMTP."""
 
-from emails.links import Links
-from emails.mime import Outgoing
-from emails.render import LessonRenderer, Recipient, render_confirmation
+from .links import Links
+from .mime import Outgoing
+from .render import LessonRenderer, Recipient, render_confirmation
 
 __all__ = ["LessonRenderer", "Links", "Outgoing", "Recipient", "render_confirmation"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from course.model import Course
-from emails.render import LessonRenderer, Recipient, layouts
+from ..course.model import Course
+from .render import LessonRenderer, Recipient, layouts
 
 SAMPLE_READER = Recipient(
     email="reader@example.com", name="Alex", unsubscribe_token="preview", manage_token="preview"

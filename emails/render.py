@@ -18,11 +18,11 @@ from pathlib import Path
 import css_inline
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from course.model import Course
-from course.placeholders import compile_body
-from emails.links import Links
-from emails.markdown import to_html, to_text
-from emails.mime import (
+from ..course.model import Course
+from ..course.placeholders import compile_body
+from .links import Links
+from .markdown import to_html, to_text
+from .mime import (
     Multipart,
     Outgoing,
     QPTemplate,

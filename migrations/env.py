@@ -2,7 +2,7 @@
 
 from alembic import context
 
-import models
+from drip import models
 
 config = context.config
 engine = config.attributes["engine"]

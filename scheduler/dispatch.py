@@ -29,12 +29,12 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from course.model import Course
-from emails import LessonRenderer, Outgoing, Recipient
-from models import Delivery, DeliveryState, Subscription, SubscriptionState, writer
-from scheduler.queries import DELIVERIES, SUBSCRIPTIONS, due, finish, reconnecting, update_rows
-from scheduler.schedule import next_lesson_due, retry_delay, retry_waited, zone
-from send import SendResult, SendStatus, Transport
+from ..course.model import Course
+from ..emails import LessonRenderer, Outgoing, Recipient
+from ..models import Delivery, DeliveryState, Subscription, SubscriptionState, writer
+from ..send import SendResult, SendStatus, Transport
+from .queries import DELIVERIES, SUBSCRIPTIONS, due, finish, reconnecting, update_rows
+from .schedule import next_lesson_due, retry_delay, retry_waited, zone
 
 log = logging.getLogger("drip.dispatch")
 

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from models import Delivery, Subscriber, Subscription, SubscriptionState
+from ..models import Delivery, Subscriber, Subscription, SubscriptionState
 
 log = logging.getLogger("drip.dispatch")
 T = TypeVar("T")

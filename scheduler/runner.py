@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from metrics import PASS_SECONDS
-from scheduler.dispatch import Dispatcher
+from ..metrics import PASS_SECONDS
+from .dispatch import Dispatcher
 
 log = logging.getLogger("drip.runner")
 

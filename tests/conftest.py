@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-import migrations
-from config import BUNDLED_COURSES, Settings
-from models import make_engine
-from runtime import Runtime
+from drip import migrations
+from drip.config import BUNDLED_COURSES, Settings
+from drip.models import make_engine
+from drip.runtime import Runtime
 
 from smtp_server import smtp_server  # noqa: F401  (fixture)
 

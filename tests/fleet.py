@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from models import (
+from drip.models import (
     Delivery,
     DeliveryState,
     Subscriber,

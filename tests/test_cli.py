@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from cli import main
-from models import Subscriber, Subscription, make_engine
+from drip.cli import main
+from drip.models import Subscriber, Subscription, make_engine
 
 from conftest import write_course
 

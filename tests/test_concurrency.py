@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from models import Subscriber, Subscription, SubscriptionState, make_engine, new_token
+from drip.models import Subscriber, Subscription, SubscriptionState, make_engine, new_token
 
 from conftest import T0
 

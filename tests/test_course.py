@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from config import BUNDLED_COURSES
-from course import load_course, load_courses
-from errors import CourseError
+from drip.config import BUNDLED_COURSES
+from drip.course import load_course, load_courses
+from drip.errors import CourseError
 
 from conftest import lesson_file, write_course
 

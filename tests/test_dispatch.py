@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-import subscriptions
-from models import Delivery, DeliveryState, Subscription, SubscriptionState
-from runtime import Runtime
+from drip import subscriptions
+from drip.models import Delivery, DeliveryState, Subscription, SubscriptionState
+from drip.runtime import Runtime
 
 from conftest import T0
 

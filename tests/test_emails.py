@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from course import Course, load_course
-from emails import LessonRenderer, Links, Recipient, render_confirmation
+from drip.course import Course, load_course
+from drip.emails import LessonRenderer, Links, Recipient, render_confirmation
 
 from conftest import write_course
 

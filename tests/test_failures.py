@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cli import main
-from models import DeliveryState, SubscriptionState
-from runtime import Runtime
+from drip.cli import main
+from drip.models import DeliveryState, SubscriptionState
+from drip.runtime import Runtime
 
 from conftest import T0, make_runtime
 from test_dispatch import ALICE, BOB, CAROL, deliveries, lesson_day, subscribe, subscription

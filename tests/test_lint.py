@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli import main
-from config import BUNDLED_COURSES
-from course import lint, load_course, load_courses
+from drip.cli import main
+from drip.config import BUNDLED_COURSES
+from drip.course import lint, load_course, load_courses
 
 from conftest import lesson_file, write_course
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from cli import main
+from drip.cli import main
 
 
 def test_open_writes_html_and_text_side_by_side(tmp_path: Path, capsys, monkeypatch) -> None:

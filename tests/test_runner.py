@@ -6,8 +6,8 @@ import threading
 import time
 from datetime import timedelta
 
-from runtime import Runtime
-from scheduler.runner import run_forever
+from drip.runtime import Runtime
+from drip.scheduler.runner import run_forever
 
 from conftest import T0
 from test_dispatch import ALICE, subscribe

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduler.schedule import (
+from drip.scheduler.schedule import (
     local_send_instant,
     next_lesson_due,
     next_send_time_after,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from emails import Outgoing
-from errors import ConfigError
-from send import (
+from drip.emails import Outgoing
+from drip.errors import ConfigError
+from drip.send import (
     ConsoleTransport,
     MemoryTransport,
     OutboxTransport,

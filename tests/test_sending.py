@@ -6,9 +6,9 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from emails import Outgoing
-from ratelimit import RateLimiter
-from send import ParallelTransport, SendStatus, SMTPTransport, transport_from_url
+from drip.emails import Outgoing
+from drip.ratelimit import RateLimiter
+from drip.send import ParallelTransport, SendStatus, SMTPTransport, transport_from_url
 
 
 class FakeTime:

@@ -11,10 +11,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-import stats
-from cli import main
-from runtime import Runtime
-from web import create_app
+from drip import stats
+from drip.cli import main
+from drip.runtime import Runtime
+from drip.web import create_app
 
 from conftest import T0
 from test_dispatch import ALICE, BOB, CAROL, subscribe

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cli import main
-from models import Subscription, SubscriptionState, make_engine
+from drip.cli import main
+from drip.models import Subscription, SubscriptionState, make_engine
 
 GOOD_AND_BAD = (
     "\ufeffemail,name,timezone,state,current_day\r\n"

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from starlette.testclient import TestClient
 
-from models import Subscription, SubscriptionState
-from runtime import Runtime
-from web import create_app
+from drip.models import Subscription, SubscriptionState
+from drip.runtime import Runtime
+from drip.web import create_app
 
 from conftest import T0
 
@@ -210,7 +210,7 @@ def test_preferences_pause_resume_schedule_and_view_online(
 
 
 def test_templates_ship_with_the_package() -> None:
-    import web
+    from drip import web
 
     folder = Path(web.__file__).parent / "templates"
     assert {"index.html", "confirmed.html", "unsubscribe.html"} <= {
@@ -223,7 +223,7 @@ def test_switching_course_starts_the_other_at_lesson_one(
 ) -> None:
     from shutil import copytree
 
-    from config import BUNDLED_COURSES
+    from drip.config import BUNDLED_COURSES
 
     from conftest import make_runtime, write_course
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from models import DeliveryState, Subscription
+from drip.models import DeliveryState, Subscription
 
 from conftest import POSTGRES_URL, T0, make_runtime, write_course
 from fleet import delivery_states, reader, reap, seed, start, worker_env

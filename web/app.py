@@ -25,18 +25,18 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-import subscriptions
-from config import Settings
-from course import Course
-from emails import Recipient, render_confirmation
-from errors import InvalidInput, UnknownCourse
-from metrics import metrics_text
-from models import LIVE_STATES, Delivery, DeliveryState, Subscription, SubscriptionState
-from runtime import Runtime
-from scheduler.runner import utc_now
-from scheduler.schedule import next_lesson_due, resume_due, zone
-from send import SendStatus
-from web.throttle import Throttle
+from .. import subscriptions
+from ..config import Settings
+from ..course import Course
+from ..emails import Recipient, render_confirmation
+from ..errors import InvalidInput, UnknownCourse
+from ..metrics import metrics_text
+from ..models import LIVE_STATES, Delivery, DeliveryState, Subscription, SubscriptionState
+from ..runtime import Runtime
+from ..scheduler.runner import utc_now
+from ..scheduler.schedule import next_lesson_due, resume_due, zone
+from ..send import SendStatus
+from .throttle import Throttle
 
 log = logging.getLogger("drip.web")
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
@@ -69,7 +69,7 @@ def create_app(runtime: Runtime, clock: Callable[[], datetime] = utc_now) -> Sta
 
 
 def app_from_env() -> Starlette:
-    """For a production server: `uvicorn --factory web:app_from_env`."""
+    """For a production server: `uvicorn --factory drip.web:app_from_env`."""
     return create_app(Runtime(Settings.load()))
 
 

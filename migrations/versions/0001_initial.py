@@ -8,7 +8,7 @@ Create Date: 2026-11-24
 import sqlalchemy as sa
 from alembic import op
 
-import models
+from drip import models
 
 revision = "0001"
 down_revision = None

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import re
 
-from markdown_it import MarkdownIt
-
-from ..emails.markdown import is_relative
+from .markup import MARKDOWN, is_relative
 from .model import Course, Lesson
 
 MAX_WORDS = 1000
-_md = MarkdownIt("commonmark")
+
 _WORD = re.compile(r"[a-z]{4,}")
 STOP_WORDS = frozenset(
     """about after again also because been before being between both come does doing done down
@@ -49,7 +47,7 @@ def warnings(course: Course) -> list[str]:
 def _images(course: Course, lesson: Lesson) -> list[str]:
     found = []
     offset = _body_offset(lesson)
-    for token in _md.parse(lesson.body):
+    for token in MARKDOWN.parse(lesson.body):
         line = offset + (token.map[0] if token.map else 0) + 1
         for child in token.children or []:
             if child.type != "image":

@@ -58,6 +58,7 @@ class SubscriptionState(enum.StrEnum):
     COMPLETED = "completed"
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"
+    FAILED = "failed"  # its next lesson was given up on after retrying too long; `drip retry`
 
 
 class DeliveryState(enum.StrEnum):
@@ -68,8 +69,13 @@ class DeliveryState(enum.StrEnum):
     BOUNCED = "bounced"  # refused permanently for this recipient
 
 
-LIVE_STATES = (SubscriptionState.PENDING, SubscriptionState.ACTIVE, SubscriptionState.PAUSED)
-LIVE_STATES_SQL = "state IN ('pending', 'active', 'paused')"
+LIVE_STATES = (
+    SubscriptionState.PENDING,
+    SubscriptionState.ACTIVE,
+    SubscriptionState.PAUSED,
+    SubscriptionState.FAILED,
+)
+LIVE_STATES_SQL = "state IN ('pending', 'active', 'paused', 'failed')"
 
 
 def _enum(cls: type[enum.StrEnum]) -> SAEnum:

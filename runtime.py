@@ -5,7 +5,10 @@ The CLI and the web app both start from a Runtime, so each part is configured in
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import make_msgid
 from functools import cached_property
 
 from sqlalchemy import Engine, inspect
@@ -14,16 +17,24 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import migrations
 from .config import Settings
 from .course import Course, load_courses
-from .emails import LessonRenderer, Links
+from .emails import LessonRenderer, Links, render_confirmation
 from .errors import DripError, UnknownCourse
+from .metrics import Metrics
 from .models import make_engine, make_sessionmaker
 from .scheduler.dispatch import Dispatcher, RetryPolicy
-from .send import Transport, transport_from_url
+from .send import SendResult, Transport, transport_from_url
+
+
+def utc_now() -> datetime:
+    """The wall clock: read here, at the composition root, and passed down as `now`."""
+    return datetime.now(UTC)
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
+        self.clock = clock
+        self.metrics = Metrics()
 
     def close(self) -> None:
         """Release the database connections (if any were opened) and the SMTP connection."""
@@ -66,12 +77,30 @@ class Runtime:
 
     @cached_property
     def transport(self) -> Transport:
+        """The dispatcher's transport; nothing else sends on it (see new_transport)."""
+        return self.new_transport()
+
+    def new_transport(self) -> Transport:
+        """A transport of one's own: an SMTP connection is never shared between threads."""
         return transport_from_url(
             self.settings.smtp_url,
             self.settings.outbox_dir,
             connections=self.settings.smtp_connections,
             rate=self.settings.send_rate,
         )
+
+    def send_confirmation(
+        self, course: Course, address: str, name: str, token: str, now: datetime
+    ) -> SendResult:
+        """The double opt-in email, sent at once on a transport of its own."""
+        domain = course.sender_email.rpartition("@")[2]
+        message = render_confirmation(
+            course, address, name, self.links.confirm(token),
+            message_id=make_msgid(domain=domain), now=now,
+        )  # fmt: skip
+        with self.new_transport() as transport:
+            (result,) = transport.send_messages([message])
+        return result
 
     @cached_property
     def renderer(self) -> LessonRenderer:
@@ -91,5 +120,6 @@ class Runtime:
                 base=timedelta(seconds=self.settings.retry_base_seconds),
                 ceiling=timedelta(seconds=self.settings.retry_ceiling_seconds),
                 give_up=timedelta(seconds=self.settings.retry_give_up_seconds),
+                rng=random.Random(),
             ),
         )

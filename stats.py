@@ -9,10 +9,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
 from .models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState
+from .subscriptions import due_condition
 
 DAYS = 14
 
@@ -50,56 +51,119 @@ class Stats:
 def collect(session: Session, now: datetime, course: str | None = None) -> Stats:
     """The figures at `now`, for one course or all."""
     stats = Stats(now=now, course=course)
-    subs = select(Subscription.state, func.count()).group_by(Subscription.state)
-    if course:
-        subs = subs.where(Subscription.course_slug == course)
-    counts = Counter({str(state): n for state, n in session.execute(subs)})
+    counts = state_counts(session, course)
     stats.by_state = {str(state): counts.get(str(state), 0) for state in SubscriptionState}
-
-    first_day = (now - timedelta(days=DAYS - 1)).date()
-    days = [first_day + timedelta(days=n) for n in range(DAYS)]
-    sent = (
-        select(Delivery.sent_at, Subscription.course_slug)
-        .join(Subscription, Subscription.id == Delivery.subscription_id)
-        .where(Delivery.state == DeliveryState.SENT, Delivery.sent_at >= _midnight(first_day, now))
-    )
-    if course:
-        sent = sent.where(Subscription.course_slug == course)
-    per_day: dict[date, Counter[str]] = defaultdict(Counter)
-    for sent_at, slug in session.execute(sent):
-        if sent_at is not None:
-            per_day[sent_at.date()][slug] += 1
-    stats.sent_per_day = {d.isoformat(): dict(per_day.get(d, {})) for d in days}
-
-    stuck = (
-        select(Subscriber.email, Subscription.course_slug, Delivery)
-        .join(Subscription, Subscription.id == Delivery.subscription_id)
-        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(Delivery.state.in_([DeliveryState.DEFERRED, DeliveryState.FAILED]))
-        .order_by(Delivery.updated_at.desc())
-        .limit(50)
-    )
-    if course:
-        stuck = stuck.where(Subscription.course_slug == course)
-    stats.stuck = [
-        Stuck(email, slug, d.day, str(d.state), d.attempts, d.smtp_reply, d.updated_at.isoformat())
-        for email, slug, d in session.execute(stuck)
-    ]
-
+    stats.sent_per_day = sent_per_day(session, now, course)
+    stats.stuck = stuck(session, course)
     stats.due_now = due_count(session, now, course)
     stats.due_next_hour = due_count(session, now + timedelta(hours=1), course) - stats.due_now
     stats.due_next_day = due_count(session, now + timedelta(days=1), course) - stats.due_now
     return stats
 
 
-def due_count(session: Session, instant: datetime, course: str | None = None) -> int:
-    """Active subscriptions whose next lesson is due by `instant`."""
-    query = select(func.count()).where(
-        and_(Subscription.state == SubscriptionState.ACTIVE, Subscription.next_due_at <= instant)
+def state_counts(session: Session, course: str | None = None) -> Counter[str]:
+    """Subscriptions by state."""
+    query = select(Subscription.state, func.count()).group_by(Subscription.state)
+    if course:
+        query = query.where(Subscription.course_slug == course)
+    return Counter({str(state): n for state, n in session.execute(query)})
+
+
+def sent_per_day(session: Session, now: datetime, course: str | None) -> dict[str, dict[str, int]]:
+    """Lessons sent on each of the last DAYS days: date -> course -> count."""
+    first_day = (now - timedelta(days=DAYS - 1)).date()
+    query = (
+        select(Delivery.sent_at, Subscription.course_slug)
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .where(Delivery.state == DeliveryState.SENT, Delivery.sent_at >= _midnight(first_day, now))
     )
     if course:
         query = query.where(Subscription.course_slug == course)
+    per_day: dict[date, Counter[str]] = defaultdict(Counter)
+    for sent_at, slug in session.execute(query):
+        if sent_at is not None:
+            per_day[sent_at.date()][slug] += 1
+    days = [first_day + timedelta(days=n) for n in range(DAYS)]
+    return {d.isoformat(): dict(per_day.get(d, {})) for d in days}
+
+
+def stuck(session: Session, course: str | None, limit: int = 50) -> list[Stuck]:
+    """The latest lessons deferred (retrying) or failed (given up)."""
+    query = (
+        select(Subscriber.email, Subscription.course_slug, Delivery)
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(Delivery.state.in_([DeliveryState.DEFERRED, DeliveryState.FAILED]))
+        .order_by(Delivery.updated_at.desc())
+        .limit(limit)
+    )
+    if course:
+        query = query.where(Subscription.course_slug == course)
+    return [
+        Stuck(email, slug, d.day, str(d.state), d.attempts, d.smtp_reply, d.updated_at.isoformat())
+        for email, slug, d in session.execute(query)
+    ]
+
+
+def due_count(session: Session, instant: datetime, course: str | None = None) -> int:
+    """Active subscriptions whose next lesson is due by `instant`."""
+    query = select(func.count()).where(due_condition(instant))
+    if course:
+        query = query.where(Subscription.course_slug == course)
     return int(session.scalar(query) or 0)
+
+
+def due_by_course(session: Session, instant: datetime) -> dict[str, int]:
+    """Active subscriptions whose next lesson is due by `instant`, per course."""
+    query = (
+        select(Subscription.course_slug, func.count())
+        .where(due_condition(instant))
+        .group_by(Subscription.course_slug)
+    )
+    return {slug: int(n) for slug, n in session.execute(query)}
+
+
+def database_answers(engine: Engine) -> None:
+    """For health probes: one round trip; raises if the database does not answer."""
+    with engine.connect() as conn:
+        conn.execute(select(1))
+
+
+def active_by_course(session: Session) -> dict[str, int]:
+    """Active subscriptions per course."""
+    query = (
+        select(Subscription.course_slug, func.count())
+        .where(Subscription.state == SubscriptionState.ACTIVE)
+        .group_by(Subscription.course_slug)
+    )
+    return {slug: int(n) for slug, n in session.execute(query)}
+
+
+def delivery_counts(session: Session) -> dict[str, dict[str, int]]:
+    """Per course: lessons sent, bounced and failed, and deferrals (every attempt that did not
+    end sent, bounced or still in flight was deferred)."""
+
+    def count(state: DeliveryState) -> Any:
+        return func.sum(case((Delivery.state == state, 1), else_=0))
+
+    query = (
+        select(
+            Subscription.course_slug,
+            count(DeliveryState.SENT),
+            count(DeliveryState.BOUNCED),
+            count(DeliveryState.FAILED),
+            count(DeliveryState.SENDING),
+            func.sum(Delivery.attempts),
+        )
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .group_by(Subscription.course_slug)
+    )
+    figures = {}
+    for slug, sent, bounced, failed, sending, attempts in session.execute(query):
+        sent, bounced, failed, sending = (int(n or 0) for n in (sent, bounced, failed, sending))
+        deferrals = int(attempts or 0) - sent - bounced - sending
+        figures[slug] = {"sent": sent, "bounced": bounced, "failed": failed, "deferrals": deferrals}
+    return figures
 
 
 def _midnight(day: date, now: datetime) -> datetime:

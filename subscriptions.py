@@ -1,26 +1,200 @@
-"""The subscription lifecycle: subscribe, confirm, pause, resume, unsubscribe.
+"""The subscription lifecycle, and the only place that decides a subscription's state.
 
-Each step takes `now` and a session; the caller commits. The CLI and the web pages share these.
+`decide(facts, event, now, course)` is pure: from what a subscription is and what happened, the
+state it moves to and when its next lesson is due (None: nothing happens). Web, CLI and import
+call `apply`, which writes one subscription; dispatch calls `decide` per claim and writes the
+whole batch at once. Everything else here finds subscriptions; the caller commits.
 """
 
 from __future__ import annotations
 
+import enum
 import hmac
 import logging
-from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+from functools import lru_cache
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, available_timezones
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from .course.model import Course
 from .errors import InvalidInput
-from .models import LIVE_STATES, Subscriber, Subscription, SubscriptionState
-from .scheduler.schedule import resume_due
+from .models import (
+    LIVE_STATES,
+    Delivery,
+    DeliveryState,
+    Subscriber,
+    Subscription,
+    SubscriptionState,
+)
+from .scheduler.schedule import next_lesson_due, resume_due, zone
 
 log = logging.getLogger("drip.subscriptions")
 MAX_NAME_LENGTH = 200
+State = SubscriptionState
+
+
+class Event(enum.StrEnum):
+    CONFIRM = "confirm"  # the double opt-in link was followed (or --confirmed)
+    PAUSE = "pause"
+    RESUME = "resume"
+    UNSUBSCRIBE = "unsubscribe"
+    RETRY = "retry"  # the operator's retry of a lesson given up on
+    RESCHEDULE = "reschedule"  # a new time zone or time of day
+    SENT = "sent"  # the lesson after current_day went out
+    DEFERRED = "deferred"  # a temporary failure; retried after a backoff
+    GAVE_UP = "gave up"  # temporary failures for longer than the retry budget
+    BOUNCED = "bounced"  # refused permanently for this recipient
+    COMPLETE = "complete"  # marked done from outside (an imported list)
+
+
+class Facts(Protocol):
+    """What a decision reads: a Subscription row, or a claim of one in dispatch."""
+
+    @property
+    def state(self) -> SubscriptionState: ...
+    @property
+    def current_day(self) -> int: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def send_time(self) -> time | None: ...
+    @property
+    def last_sent_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class Change:
+    """A decided transition: the columns it sets (the others stay as they are)."""
+
+    state: SubscriptionState
+    next_due_at: datetime | None
+    ended_at: datetime | None = None
+    confirmed_at: datetime | None = None
+    retry_attempts: int | None = None
+
+    def columns(self) -> dict[str, Any]:
+        values = {"state": self.state, "next_due_at": self.next_due_at}
+        for name in ("ended_at", "confirmed_at", "retry_attempts"):
+            if getattr(self, name) is not None:
+                values[name] = getattr(self, name)
+        return values
+
+
+# The events each state accepts; any other event changes nothing.
+ACCEPTS: dict[SubscriptionState, frozenset[Event]] = {
+    State.PENDING: frozenset({Event.CONFIRM, Event.UNSUBSCRIBE}),
+    State.ACTIVE: frozenset(
+        {
+            Event.PAUSE,
+            Event.UNSUBSCRIBE,
+            Event.RESCHEDULE,
+            Event.SENT,
+            Event.DEFERRED,
+            Event.GAVE_UP,
+            Event.BOUNCED,
+            Event.COMPLETE,
+        }
+    ),
+    State.PAUSED: frozenset({Event.RESUME, Event.UNSUBSCRIBE}),
+    State.FAILED: frozenset({Event.RETRY, Event.UNSUBSCRIBE, Event.PAUSE}),
+}
+
+
+def decide(
+    facts: Facts, event: Event, now: datetime, course: Course, *, attempt: int = 0,
+    retry_at: datetime | None = None,
+) -> Change | None:  # fmt: skip
+    """The transition `event` causes at `now`, or None. `attempt` counts failures of the current
+    lesson (DEFERRED, GAVE_UP); `retry_at` is when a deferred lesson is tried again."""
+    if event not in ACCEPTS.get(facts.state, frozenset()):
+        return None
+    send_time = facts.send_time or course.send_time
+    if event is Event.CONFIRM:
+        return Change(State.ACTIVE, now, confirmed_at=now)
+    if event is Event.UNSUBSCRIBE:
+        return Change(State.UNSUBSCRIBED, None, ended_at=now)
+    if event is Event.PAUSE:
+        return Change(State.PAUSED, None)
+    if event is Event.RETRY:
+        return Change(State.ACTIVE, now, retry_attempts=0)
+    if event in (Event.RESUME, Event.RESCHEDULE):
+        due = resume_due(now, zone(facts.timezone), send_time, course.interval_days,
+                         facts.last_sent_at)  # fmt: skip
+        return Change(State.ACTIVE, due)
+    if event is Event.SENT:
+        if facts.current_day + 1 >= course.total_days:
+            return Change(State.COMPLETED, None, ended_at=now, retry_attempts=0)
+        due = _next_lesson_due(now, facts.timezone, send_time, course.interval_days)
+        return Change(State.ACTIVE, due, retry_attempts=0)
+    if event is Event.DEFERRED:
+        return Change(State.ACTIVE, retry_at or now, retry_attempts=attempt)
+    if event is Event.GAVE_UP:
+        return Change(State.FAILED, None, retry_attempts=attempt)
+    if event is Event.COMPLETE:
+        return Change(State.COMPLETED, None, ended_at=now)
+    return Change(State.BOUNCED, None, ended_at=now)
+
+
+@lru_cache(maxsize=4096)
+def _next_lesson_due(sent_at: datetime, timezone: str, send_time: time, interval: int) -> datetime:
+    """Everyone in one zone sent a lesson at the same `now` is next due at the same instant."""
+    return next_lesson_due(sent_at, zone(timezone), send_time, interval)
+
+
+def apply(subscription: Subscription, event: Event | str, course: Course, now: datetime) -> bool:
+    """Decide and write one subscription's transition, with a log line; False if none."""
+    change = decide(subscription, Event(event), now, course)
+    if change is None:
+        return False
+    previous = subscription.state
+    for column, value in change.columns().items():
+        setattr(subscription, column, value)
+    if previous is not change.state:
+        log_transition(subscription.id, subscription.course_slug, previous, change.state)
+    return True
+
+
+def reschedule(
+    subscription: Subscription, course: Course, timezone: str, send_time: time, now: datetime
+) -> None:
+    """A new time zone and time of day; an active subscription's next lesson moves with them."""
+    subscription.timezone = check_timezone(timezone)
+    subscription.send_time = send_time
+    apply(subscription, Event.RESCHEDULE, course, now)
+
+
+def has_received(session: Session, subscription_id: int, day: int) -> bool:
+    """Whether lesson `day` went out to the subscription (it may then be read online)."""
+    found = session.scalar(
+        select(Delivery.id).where(
+            Delivery.subscription_id == subscription_id,
+            Delivery.day == day,
+            Delivery.state == DeliveryState.SENT,
+        )
+    )
+    return found is not None
+
+
+def log_transition(
+    subscription_id: int, course_slug: str, previous: SubscriptionState, state: SubscriptionState
+) -> None:
+    """One structured log line per state change (see logs.py)."""
+    log.info(
+        "subscription %s of %s: %s -> %s", subscription_id, course_slug, previous, state,
+        extra={"event": "state", "subscription_id": subscription_id, "state": str(state),
+               "course": course_slug},
+    )  # fmt: skip
+
+
+def due_condition(now: datetime) -> ColumnElement[bool]:
+    """The one definition of "due": active, and its next lesson's time has come."""
+    return and_(Subscription.state == State.ACTIVE, Subscription.next_due_at <= now)
 
 
 def normalize_email(address: str) -> str:
@@ -31,11 +205,15 @@ def normalize_email(address: str) -> str:
         raise InvalidInput(f"{address!r} is not a valid email address: {exc}") from exc
 
 
+@lru_cache(maxsize=1)
+def known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def check_timezone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidInput(f"{name!r} is not a known time zone (e.g. Europe/Paris)") from exc
+    """`name` if it is an IANA zone; checked against the list, never opened as a file path."""
+    if name not in known_zones():
+        raise InvalidInput(f"{name[:80]!r} is not a known time zone (e.g. Europe/Paris)")
     return name
 
 
@@ -46,27 +224,23 @@ def check_name(name: str) -> str:
     return name
 
 
+def zone_of(subscription: Subscription) -> ZoneInfo:
+    return zone(subscription.timezone)
+
+
 def subscribe(
-    session: Session,
-    course: Course,
-    email: str,
-    *,
-    now: datetime,
-    name: str = "",
-    timezone: str | None = None,
-    confirmed: bool = False,
-) -> Subscription:
+    session: Session, course: Course, email: str, *, now: datetime, name: str = "",
+    timezone: str | None = None, confirmed: bool = False,
+) -> Subscription:  # fmt: skip
     """The live subscription of `email` to `course`, created pending (or active if `confirmed`).
 
-    An address already pending, active or paused keeps its subscription as it is; an ended one
-    (unsubscribed, bounced, completed) starts again from lesson 1 as a new subscription.
-    """
+    An address already pending, active, paused or failed keeps its subscription as it is; an
+    ended one (unsubscribed, bounced, completed) starts again from lesson 1 as a new
+    subscription."""
     address = normalize_email(email)
-    zone = check_timezone(timezone or course.timezone)
+    zone_name = check_timezone(timezone or course.timezone)
     name = check_name(name)
-    subscriber = session.scalar(
-        select(Subscriber).where(Subscriber.email_key == Subscriber.key_for(address))
-    )
+    subscriber = find_subscriber(session, address)
     if subscriber is None:
         subscriber = Subscriber(
             email=address, email_key=Subscriber.key_for(address), name=name, created_at=now
@@ -78,19 +252,20 @@ def subscribe(
     subscription = live_subscription(session, subscriber.id, course.slug)
     if subscription is None:
         subscription = Subscription(
-            subscriber=subscriber,
-            course_slug=course.slug,
-            state=SubscriptionState.PENDING,
-            current_day=0,
-            retry_attempts=0,
-            timezone=zone,
-            created_at=now,
-        )
+            subscriber=subscriber, course_slug=course.slug, state=State.PENDING, current_day=0,
+            retry_attempts=0, timezone=zone_name, created_at=now,
+        )  # fmt: skip
         session.add(subscription)
     session.flush()  # the new subscription gets its id, for the log line of its activation
     if confirmed:
-        activate(subscription, now)
+        apply(subscription, Event.CONFIRM, course, now)
     return subscription
+
+
+def find_subscriber(session: Session, address: str) -> Subscriber | None:
+    return session.scalar(
+        select(Subscriber).where(Subscriber.email_key == Subscriber.key_for(address))
+    )
 
 
 def live_subscription(
@@ -105,14 +280,32 @@ def live_subscription(
     )
 
 
-def find_live(session: Session, email: str, course_slug: str | None = None) -> list[Subscription]:
+def ever_subscribed(session: Session, subscriber_id: int, course_slug: str) -> bool:
+    """Whether the subscriber has any subscription to the course, live or ended."""
+    return (
+        session.scalar(
+            select(Subscription.id)
+            .where(
+                Subscription.subscriber_id == subscriber_id,
+                Subscription.course_slug == course_slug,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def find_live(
+    session: Session, email: str, course_slug: str | None = None,
+    states: Sequence[SubscriptionState] = LIVE_STATES,
+) -> list[Subscription]:  # fmt: skip
     """The live subscriptions of `email` (of one course, if given)."""
     query = (
         select(Subscription)
         .join(Subscriber)
         .where(
             Subscriber.email_key == Subscriber.key_for(normalize_email(email)),
-            Subscription.state.in_(LIVE_STATES),
+            Subscription.state.in_(states),
         )
         .order_by(Subscription.id)
     )
@@ -121,9 +314,26 @@ def find_live(session: Session, email: str, course_slug: str | None = None) -> l
     return list(session.scalars(query))
 
 
+def find_failed(session: Session, email: str, course_slug: str | None = None) -> list[Subscription]:
+    """The subscriptions of `email` whose next lesson was given up on."""
+    return find_live(session, email, course_slug, states=(State.FAILED,))
+
+
+def listing(session: Session, course_slug: str | None = None) -> list[tuple[str, Subscription]]:
+    """(email, subscription) for every subscription, by course and address."""
+    query = (
+        select(Subscriber.email, Subscription)
+        .join(Subscription.subscriber)
+        .order_by(Subscription.course_slug, Subscriber.email_key, Subscription.id)
+    )
+    if course_slug:
+        query = query.where(Subscription.course_slug == course_slug)
+    return [(email, sub) for email, sub in session.execute(query)]
+
+
 def by_token(session: Session, column: str, token: str) -> Subscription | None:
     """The subscription whose `column` token is `token`, compared in constant time."""
-    if not token or len(token) > 64:
+    if not token or len(token) > 64 or not token.isascii() or "\x00" in token:
         return None
     subscription = session.scalar(
         select(Subscription).where(getattr(Subscription, column) == token)
@@ -131,64 +341,3 @@ def by_token(session: Session, column: str, token: str) -> Subscription | None:
     if subscription is None or not hmac.compare_digest(getattr(subscription, column), token):
         return None
     return subscription
-
-
-def _changed(subscription: Subscription, state: SubscriptionState) -> None:
-    """Move to `state`, with one structured log line (see logs.py)."""
-    previous, subscription.state = subscription.state, state
-    log.info(
-        "subscription %s of %s: %s -> %s", subscription.id, subscription.course_slug,
-        previous, state,
-        extra={"event": "state", "subscription_id": subscription.id, "state": str(state),
-               "course": subscription.course_slug},
-    )  # fmt: skip
-
-
-def activate(subscription: Subscription, now: datetime) -> None:
-    """Double opt-in done: lesson 1 is due at once. Activating twice changes nothing."""
-    if subscription.state is SubscriptionState.PENDING:
-        _changed(subscription, SubscriptionState.ACTIVE)
-        subscription.confirmed_at = now
-        subscription.next_due_at = now
-
-
-def unsubscribe(subscription: Subscription, now: datetime) -> None:
-    if subscription.state in LIVE_STATES:
-        _changed(subscription, SubscriptionState.UNSUBSCRIBED)
-        subscription.next_due_at = None
-        subscription.ended_at = now
-
-
-def pause(subscription: Subscription) -> None:
-    if subscription.state is SubscriptionState.ACTIVE:
-        _changed(subscription, SubscriptionState.PAUSED)
-        subscription.next_due_at = None
-
-
-def resume(subscription: Subscription, course: Course, now: datetime) -> None:
-    """Active again: the next lesson at the next send time, never two on one local day."""
-    if subscription.state is not SubscriptionState.PAUSED:
-        return
-    _changed(subscription, SubscriptionState.ACTIVE)
-    subscription.next_due_at = resume_due(
-        now,
-        ZoneInfo(subscription.timezone),
-        subscription.send_time or course.send_time,
-        course.interval_days,
-        subscription.last_sent_at,
-    )
-
-
-def is_given_up(subscription: Subscription) -> bool:
-    """Active but due never: dispatch gave up on its next lesson after retrying too long."""
-    return subscription.state is SubscriptionState.ACTIVE and subscription.next_due_at is None
-
-
-def retry(subscription: Subscription, now: datetime) -> bool:
-    """The operator's retry of a given-up lesson: due at once, with a fresh retry budget.
-    Returns False (and changes nothing) for a subscription that was not given up."""
-    if not is_given_up(subscription):
-        return False
-    subscription.next_due_at = now
-    subscription.retry_attempts = 0
-    return True

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from . import subscriptions
 from .course.model import Course
 from .errors import InvalidInput
-from .models import LIVE_STATES, Subscriber, Subscription, SubscriptionState
+from .models import Subscriber, Subscription, SubscriptionState
+from .subscriptions import Event
 
 COLUMNS = ("email", "name", "timezone", "state", "current_day")
 
@@ -63,15 +64,8 @@ def import_rows(
         try:
             state, day = _state_and_day(row, course, confirmed)
             email = subscriptions.normalize_email(row.get("email", ""))
-            existing = session.scalar(
-                select(Subscriber).where(Subscriber.email_key == Subscriber.key_for(email))
-            )
-            if existing and session.scalar(
-                select(Subscription.id).where(
-                    Subscription.subscriber_id == existing.id,
-                    Subscription.course_slug == course.slug,
-                )
-            ):
+            existing = subscriptions.find_subscriber(session, email)
+            if existing and subscriptions.ever_subscribed(session, existing.id, course.slug):
                 report.skipped += 1
                 continue
             sub = subscriptions.subscribe(
@@ -107,15 +101,26 @@ def _state_and_day(row: dict[str, str], course: Course, confirmed: bool) -> tupl
 
 
 def _place(sub: Subscription, state: str, day: int, course: Course, now: datetime) -> None:
-    """Put a new subscription where the list says it is."""
+    """Put a new (pending) subscription where the list says it is, through the transitions a
+    subscriber would have gone through, so the state log tells the same story."""
     sub.current_day = day
-    sub.state = SubscriptionState(state)
-    if sub.state is SubscriptionState.ACTIVE and day >= course.total_days:
-        sub.state = SubscriptionState.COMPLETED
-    if sub.state is SubscriptionState.ACTIVE:
-        sub.confirmed_at, sub.next_due_at = now, now
-    elif sub.state not in LIVE_STATES:
-        sub.ended_at, sub.next_due_at = now, None
+    target = SubscriptionState(state)
+    if target is SubscriptionState.PENDING:
+        return
+    subscriptions.apply(sub, Event.CONFIRM, course, now)
+    if target is SubscriptionState.ACTIVE and day >= course.total_days:
+        target = SubscriptionState.COMPLETED
+    if target in _ARRIVALS:
+        subscriptions.apply(sub, _ARRIVALS[target], course, now)
+
+
+_ARRIVALS = {  # from active, the event that leads to each other state
+    SubscriptionState.PAUSED: Event.PAUSE,
+    SubscriptionState.FAILED: Event.GAVE_UP,
+    SubscriptionState.UNSUBSCRIBED: Event.UNSUBSCRIBE,
+    SubscriptionState.BOUNCED: Event.BOUNCED,
+    SubscriptionState.COMPLETED: Event.COMPLETE,
+}
 
 
 def export_rows(session: Session, course_slug: str, out: TextIO) -> int:

@@ -1,19 +1,23 @@
-"""The statements of a dispatch pass that are not about one claim: what is due, and writing a
-whole batch at once."""
+"""Every statement of a dispatch pass, named: what is due, claiming it, starting its deliveries,
+and writing a whole batch at once."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Integer, Table, bindparam, or_, select, text, update
+from sqlalchemy import Integer, Table, bindparam, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from ..models import Delivery, Subscriber, Subscription, SubscriptionState
+from ..course.model import Course
+from ..emails import Recipient
+from ..models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState
+from ..subscriptions import due_condition
 
 log = logging.getLogger("drip.dispatch")
 T = TypeVar("T")
@@ -21,10 +25,31 @@ DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 SUBSCRIPTIONS: Table = Subscription.__table__  # type: ignore[assignment]
 
 
+@dataclass
+class Claim:
+    """A leased subscription and its next lesson; the subscription facts decisions read."""
+
+    subscription_id: int
+    course: Course
+    day: int
+    recipient: Recipient
+    timezone: str
+    send_time: time | None
+    retry_attempts: int
+    message_id: str
+    delivery_id: int | None = None  # None until started, for a lesson never tried before
+    state: SubscriptionState = SubscriptionState.ACTIVE
+    last_sent_at: datetime | None = None
+
+    @property
+    def current_day(self) -> int:
+        return self.day - 1
+
+
 def due(now: datetime, limit: int, course_slugs: list[str]) -> Any:
     """The claim query: subscriptions that are
-    - active, of a course this process has loaded,
-    - due at `now` (next_due_at <= now),
+    - due at `now` (subscriptions.due_condition: active, next_due_at <= now),
+    - of a course this process has loaded,
     - not leased by a live worker (no lease, or its deadline has passed);
     oldest due first, at most `limit`, locked for this transaction and skipped by the others."""
     return (
@@ -42,8 +67,7 @@ def due(now: datetime, limit: int, course_slugs: list[str]) -> Any:
         )
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .where(
-            Subscription.state == SubscriptionState.ACTIVE,
-            Subscription.next_due_at <= now,
+            due_condition(now),
             Subscription.course_slug.in_(course_slugs),
             or_(Subscription.leased_until.is_(None), Subscription.leased_until <= now),
         )
@@ -53,8 +77,91 @@ def due(now: datetime, limit: int, course_slugs: list[str]) -> Any:
     )
 
 
-def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """UPDATE many rows by id: SET each row's other keys WHERE id = row_id.
+def claim_due(
+    session: Session, now: datetime, limit: int, courses: Mapping[str, Course],
+    lease: timedelta, new_message_id: Callable[[Course, int, int], str],
+) -> list[Claim]:  # fmt: skip
+    """Lease what is due and return it as claims; a lesson tried before keeps its Message-ID."""
+    rows = session.execute(due(now, limit, list(courses))).all()
+    if not rows:
+        return []
+    pairs = [(row.id, row.current_day + 1) for row in rows]
+    tried = {
+        (d.subscription_id, d.day): d
+        for d in session.execute(
+            select(Delivery.id, Delivery.subscription_id, Delivery.day, Delivery.message_id)
+            .where(tuple_(Delivery.subscription_id, Delivery.day).in_(pairs))
+        )
+    }  # fmt: skip
+    session.execute(
+        update(Subscription)
+        .where(Subscription.id.in_([row.id for row in rows]))
+        .values(leased_until=now + lease)
+    )
+    claims = []
+    for row, pair in zip(rows, pairs, strict=True):
+        course, before = courses[row.course_slug], tried.get(pair)
+        claims.append(Claim(
+            subscription_id=row.id, course=course, day=pair[1],
+            recipient=Recipient(row.email, row.name, row.unsubscribe_token, row.manage_token),
+            timezone=row.timezone, send_time=row.send_time, retry_attempts=row.retry_attempts,
+            message_id=before.message_id if before else new_message_id(course, row.id, pair[1]),
+            delivery_id=before.id if before else None,
+        ))  # fmt: skip
+    return claims
+
+
+def start_deliveries(session: Session, claims: Sequence[Claim], now: datetime) -> set[int]:
+    """Record a 'sending' delivery for each claim whose subscription is still active; the ids
+    of those subscriptions. Claims of the others are left alone (the caller releases them)."""
+    live = set(
+        session.scalars(
+            select(Subscription.id).where(
+                Subscription.id.in_([c.subscription_id for c in claims]),
+                Subscription.state == SubscriptionState.ACTIVE,
+            )
+        )
+    )
+    started = [c for c in claims if c.subscription_id in live]
+    again = [c.delivery_id for c in started if c.delivery_id is not None]
+    if again:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(again))
+            .values(state=DeliveryState.SENDING, attempts=Delivery.attempts + 1, updated_at=now)
+        )
+    new = [c for c in started if c.delivery_id is None]
+    if new:
+        rows = [
+            {"subscription_id": c.subscription_id, "day": c.day, "state": DeliveryState.SENDING,
+             "message_id": c.message_id, "smtp_reply": "", "attempts": 1, "created_at": now,
+             "updated_at": now}
+            for c in new
+        ]  # fmt: skip
+        returned = session.execute(
+            insert(DELIVERIES).returning(DELIVERIES.c.id, DELIVERIES.c.subscription_id), rows
+        )
+        ids = {r.subscription_id: r.id for r in returned}
+        for claim in new:
+            claim.delivery_id = ids[claim.subscription_id]
+    return live
+
+
+def release(session: Session, subscription_ids: list[int]) -> None:
+    """Give up the lease of claims that will not be sent (the subscription stopped meanwhile)."""
+    if subscription_ids:
+        session.execute(
+            update(Subscription)
+            .where(Subscription.id.in_(subscription_ids))
+            .values(leased_until=None)
+        )
+
+
+def update_rows(
+    session: Session, table: Table, rows: list[dict[str, Any]], *, only_active: bool = False
+) -> None:
+    """UPDATE many rows by id: SET each row's other keys WHERE id = row_id (and, with
+    `only_active`, only rows still active: an unsubscribe meanwhile stands).
 
     PostgreSQL gets one statement per group, its columns passed as arrays and joined back with
     unnest(); a statement per row would cost the server more than the rest of the pass. SQLite
@@ -64,13 +171,17 @@ def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         groups.setdefault(tuple(row), []).append(row)
     for keys, group in groups.items():
         if session.get_bind().dialect.name != "postgresql":
-            session.execute(update(table).where(table.c.id == bindparam("row_id")), group)
+            where = [table.c.id == bindparam("row_id")]
+            if only_active:
+                where.append(table.c.state == SubscriptionState.ACTIVE.value)
+            session.execute(update(table).where(*where), group)
             continue
         sets = ", ".join(f"{k} = batch.{k}" for k in keys if k != "row_id")
         arrays = ", ".join(f":{k}" for k in keys)
+        guard = f" AND {table.name}.state = 'active'" if only_active else ""
         statement = text(
             f"UPDATE {table.name} SET {sets} FROM unnest({arrays}) AS batch({', '.join(keys)}) "
-            f"WHERE {table.name}.id = batch.row_id"
+            f"WHERE {table.name}.id = batch.row_id{guard}"
         ).bindparams(
             *(bindparam(k, [r[k] for r in group], type_=ARRAY(item_type(table, k))) for k in keys)
         )
@@ -91,13 +202,3 @@ def reconnecting(step: Callable[[], T]) -> T:
             raise
         log.warning("lost the database connection (%s); reconnecting", exc.orig)
         return step()
-
-
-def finish(session: Session, ids: list[int], state: SubscriptionState, now: datetime) -> None:
-    """Move still-active subscriptions to a final state (an unsubscribe meanwhile stands)."""
-    if ids:
-        session.execute(
-            update(Subscription)
-            .where(Subscription.id.in_(ids), Subscription.state == SubscriptionState.ACTIVE)
-            .values(state=state, next_due_at=None, ended_at=now, leased_until=None)
-        )

@@ -14,11 +14,10 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
-
-_rng = random.Random()
 
 
 @cache
@@ -88,7 +87,7 @@ def retry_delay(
     base: timedelta = timedelta(minutes=1),
     ceiling: timedelta = timedelta(hours=6),
     jitter: float = 0.1,
-    rng: random.Random | None = None,
+    rng: random.Random,
 ) -> timedelta:
     """Rule 5: the wait before retry number `attempt` (1-based): base * 2**(attempt-1), capped
     at `ceiling`, then spread by +/- `jitter` so many deferred lessons do not retry at once."""
@@ -97,7 +96,7 @@ def retry_delay(
     if not 0 <= jitter < 1:
         raise ValueError(f"jitter must be in [0, 1), got {jitter}")
     delay = min(ceiling, base * 2 ** min(attempt - 1, 40))
-    spread = 1 + (rng or _rng).uniform(-jitter, jitter)
+    spread = 1 + rng.uniform(-jitter, jitter)
     return delay * spread
 
 
@@ -109,3 +108,19 @@ def retry_waited(
     if attempt < 1:
         raise ValueError(f"attempt must be 1 or more, got {attempt}")
     return sum((min(ceiling, base * 2 ** min(k - 1, 40)) for k in range(1, attempt)), timedelta())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base: timedelta = timedelta(minutes=1)
+    ceiling: timedelta = timedelta(hours=6)
+    give_up: timedelta = timedelta(days=3)
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def delay(self, attempt: int) -> timedelta:
+        return retry_delay(attempt, base=self.base, ceiling=self.ceiling, rng=self.rng)
+
+    def exhausted(self, attempt: int) -> bool:
+        """True when failure number `attempt` comes after backing off for `give_up` in all.
+        Counted in backoff, not wall-clock time, so days with no worker running use none of it."""
+        return retry_waited(attempt, base=self.base, ceiling=self.ceiling) >= self.give_up

@@ -11,12 +11,10 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
-from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 from zoneinfo import available_timezones
 
-from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -28,14 +26,13 @@ from starlette.templating import Jinja2Templates
 from .. import subscriptions
 from ..config import Settings
 from ..course import Course
-from ..emails import Recipient, render_confirmation
+from ..emails import Recipient
 from ..errors import InvalidInput, UnknownCourse
-from ..metrics import metrics_text
-from ..models import LIVE_STATES, Delivery, DeliveryState, Subscription, SubscriptionState
+from ..models import LIVE_STATES, Subscription, SubscriptionState
 from ..runtime import Runtime
-from ..scheduler.runner import utc_now
-from ..scheduler.schedule import next_lesson_due, resume_due, zone
+from ..scheduler.schedule import next_lesson_due, zone
 from ..send import SendStatus
+from ..stats import database_answers
 from .throttle import Throttle
 
 log = logging.getLogger("drip.web")
@@ -50,9 +47,9 @@ class NotFound(HTTPException):
         super().__init__(404)
 
 
-def create_app(runtime: Runtime, clock: Callable[[], datetime] = utc_now) -> Starlette:
-    """The web app on `runtime`'s database, courses and transport; `clock` is read per request."""
-    pages = Pages(runtime, clock)
+def create_app(runtime: Runtime) -> Starlette:
+    """The web app on `runtime`'s database and courses; its clock is read per request."""
+    pages = Pages(runtime, runtime.clock)
     routes = [
         Route("/", pages.index),
         Route("/subscribe", pages.subscribe, methods=["POST"]),
@@ -136,13 +133,7 @@ class Pages:
     def _send_confirmation(
         self, course: Course, address: str, name: str, token: str, now: datetime
     ) -> None:
-        domain = course.sender_email.rpartition("@")[2]
-        message = render_confirmation(
-            course, address, name, self.rt.links.confirm(token),
-            message_id=make_msgid(domain=domain), now=now,
-        )  # fmt: skip
-        (result,) = self.rt.transport.send_messages([message])
-        self.rt.transport.close()
+        result = self.rt.send_confirmation(course, address, name, token, now)
         if result.status is not SendStatus.SENT:
             log.warning("confirmation email to %s not sent: %s", address, result.reply)
 
@@ -163,7 +154,8 @@ class Pages:
             expiry = timedelta(seconds=self.rt.settings.pending_expiry_seconds)
             if sub.state is SubscriptionState.PENDING and sub.created_at + expiry < now:
                 raise NotFound
-            subscriptions.activate(sub, now)
+            subscriptions.apply(sub, subscriptions.Event.CONFIRM, self.rt.course(sub.course_slug),
+                                now)  # fmt: skip
             course = self.rt.course(sub.course_slug)
             local = zone(sub.timezone)
             second = None
@@ -180,7 +172,7 @@ class Pages:
             sub = self._subscription(session, "unsubscribe_token", request)
             course = self.rt.course(sub.course_slug)
             if request.method == "POST":  # a person's button, or a mailbox's RFC 8058 one-click
-                subscriptions.unsubscribe(sub, self.clock())
+                subscriptions.apply(sub, subscriptions.Event.UNSUBSCRIBE, course, self.clock())
                 log.info("subscription %d unsubscribed on the web", sub.id)
             return self.render(request, "unsubscribe.html", course=course, sub=sub)
 
@@ -213,19 +205,11 @@ class Pages:
         action = fields.get("action", "")
         if sub.state not in LIVE_STATES:
             raise InvalidInput("This subscription has ended; subscribe again from the course page.")
-        if action == "pause":
-            subscriptions.pause(sub)
-        elif action == "resume":
-            subscriptions.resume(sub, course, now)
-        elif action == "unsubscribe":
-            subscriptions.unsubscribe(sub, now)
+        if action in ("pause", "resume", "unsubscribe"):
+            subscriptions.apply(sub, action, course, now)
         elif action == "schedule":
-            sub.timezone = subscriptions.check_timezone(fields.get("timezone", ""))
-            sub.send_time = _parse_send_time(fields.get("send_time", ""))
-            if sub.state is SubscriptionState.ACTIVE and sub.last_sent_at is not None:
-                sub.next_due_at = resume_due(
-                    now, zone(sub.timezone), sub.send_time, course.interval_days, sub.last_sent_at
-                )
+            send_time = _parse_send_time(fields.get("send_time", ""))
+            subscriptions.reschedule(sub, course, fields.get("timezone", ""), send_time, now)
         elif action == "switch":
             try:
                 other = self.rt.course(fields.get("course", ""))
@@ -233,7 +217,7 @@ class Pages:
                 raise InvalidInput("Choose one of the courses in the list.") from exc
             if other.slug == course.slug:
                 return None
-            subscriptions.unsubscribe(sub, now)
+            subscriptions.apply(sub, subscriptions.Event.UNSUBSCRIBE, course, now)
             session.flush()
             return subscriptions.subscribe(
                 session, other, sub.subscriber.email, now=now, timezone=sub.timezone,
@@ -247,14 +231,7 @@ class Pages:
         day = int(request.path_params["day"])
         with self.rt.sessions() as session:
             sub = self._subscription(session, "manage_token", request)
-            received = session.scalar(
-                select(Delivery.id).where(
-                    Delivery.subscription_id == sub.id,
-                    Delivery.day == day,
-                    Delivery.state == DeliveryState.SENT,
-                )
-            )
-            if received is None:
+            if not subscriptions.has_received(session, sub.id, day):
                 raise NotFound
             recipient = Recipient(
                 sub.subscriber.email, sub.subscriber.name, sub.unsubscribe_token, sub.manage_token
@@ -277,12 +254,11 @@ class Pages:
         return FileResponse(path)
 
     async def healthz(self, request: Request) -> Response:
-        with self.rt.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        database_answers(self.rt.engine)
         return JSONResponse({"status": "ok", "courses": sorted(self.rt.courses)})
 
     async def metrics(self, request: Request) -> Response:
-        body, content_type = metrics_text(self.rt.sessions, self.clock)
+        body, content_type = self.rt.metrics.text(self.rt.sessions, self.clock)
         return Response(body, media_type=content_type)
 
     async def not_found(self, request: Request, exc: Exception) -> Response:

@@ -52,7 +52,7 @@ def upgrade() -> None:
         sa.Column("confirmed_at", utc, nullable=True),
         sa.Column("ended_at", utc, nullable=True),
     )
-    live = sa.text(models.LIVE_STATES_SQL)
+    live = sa.text("state IN ('pending', 'active', 'paused')")  # as of this revision
     op.create_index(
         "uq_subscriptions_live",
         "subscriptions",

@@ -14,7 +14,7 @@ from drip.models import DeliveryState, SubscriptionState
 from drip.runtime import Runtime
 
 from conftest import T0, make_runtime
-from test_dispatch import ALICE, BOB, CAROL, deliveries, lesson_day, subscribe, subscription
+from helpers import ALICE, BOB, CAROL, deliveries, lesson_day, subscribe, subscription
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_retrying_too_long_fails_and_drip_retry_resumes(give_up_env, smtp_server
         (delivery,) = deliveries(rt, sub_id)
         assert (delivery.state, delivery.attempts) == (DeliveryState.FAILED, 4)
         sub = subscription(rt, sub_id)
-        assert (sub.state, sub.next_due_at, sub.current_day) == (SubscriptionState.ACTIVE, None, 0)
+        assert (sub.state, sub.next_due_at, sub.current_day) == (SubscriptionState.FAILED, None, 0)
         assert rt.dispatcher.run_pass(T0 + timedelta(days=5)).total == 1  # Bob's day 2 only
 
         capsys.readouterr()

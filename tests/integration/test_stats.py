@@ -17,7 +17,7 @@ from drip.runtime import Runtime
 from drip.web import create_app
 
 from conftest import T0
-from test_dispatch import ALICE, BOB, CAROL, subscribe
+from helpers import ALICE, BOB, CAROL, subscribe
 
 
 @pytest.fixture
@@ -71,7 +71,8 @@ def test_stats_command_json_table_and_plot(history: Runtime, tmp_path: Path, cap
 
 def test_metrics_endpoint_parses_and_counts(history: Runtime) -> None:
     clock = lambda: T0 + timedelta(days=3)  # noqa: E731
-    with TestClient(create_app(history, clock)) as client:
+    history.clock = clock
+    with TestClient(create_app(history)) as client:
         answer = client.get("/metrics")
     assert answer.status_code == 200
     samples = {

@@ -32,7 +32,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def client(runtime: Runtime, clock: Clock):
-    with TestClient(create_app(runtime, clock), base_url="https://drip.example.org") as client:
+    runtime.clock = clock
+    with TestClient(create_app(runtime), base_url="https://drip.example.org") as client:
         yield client
 
 
@@ -232,7 +233,8 @@ def test_switching_course_starts_the_other_at_lesson_one(
     write_course(courses / "tiny")
     rt = make_runtime(database_url, tmp_path, smtp_url=smtp_server.url, courses_dir=courses)
     try:
-        with TestClient(create_app(rt, clock), base_url="https://drip.example.org") as client:
+        rt.clock = clock
+        with TestClient(create_app(rt), base_url="https://drip.example.org") as client:
             subscribe(client)
             client.get(link(smtp_server.messages[0], "confirm"))
             rt.dispatcher.run_pass(clock.now)

@@ -10,7 +10,7 @@ from drip.runtime import Runtime
 from drip.scheduler.runner import run_forever
 
 from conftest import T0
-from test_dispatch import ALICE, subscribe
+from helpers import ALICE, subscribe
 
 
 def test_runner_runs_a_pass_at_once_and_stops_cleanly(runtime: Runtime, smtp_server) -> None:
@@ -19,7 +19,11 @@ def test_runner_runs_a_pass_at_once_and_stops_cleanly(runtime: Runtime, smtp_ser
     runner = threading.Thread(
         target=run_forever,
         args=(runtime.dispatcher, 3600),
-        kwargs={"stop": stop, "clock": lambda: T0 + timedelta(minutes=1)},
+        kwargs={
+            "stop": stop,
+            "clock": lambda: T0 + timedelta(minutes=1),
+            "observe": runtime.metrics.observe_pass,
+        },
     )
     runner.start()
     deadline = time.monotonic() + 30

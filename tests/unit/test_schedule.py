@@ -112,7 +112,7 @@ def test_resume_never_gives_two_lessons_on_one_local_day() -> None:
 def test_retry_delay_grows_caps_and_jitters() -> None:
     rng = random.Random(7)
     base, ceiling = timedelta(minutes=1), timedelta(hours=6)
-    exact = [retry_delay(n, base=base, ceiling=ceiling, jitter=0) for n in range(1, 12)]
+    exact = [retry_delay(n, base=base, ceiling=ceiling, jitter=0, rng=rng) for n in range(1, 12)]
     assert exact[:4] == [timedelta(minutes=m) for m in (1, 2, 4, 8)]
     assert exact[-1] == ceiling and max(exact) == ceiling
     for attempt in range(1, 60):
@@ -125,7 +125,7 @@ def test_retry_delay_grows_caps_and_jitters() -> None:
 
 def test_invalid_arguments() -> None:
     with pytest.raises(ValueError, match="attempt"):
-        retry_delay(0)
+        retry_delay(0, rng=random.Random(0))
     with pytest.raises(ValueError, match="interval_days"):
         next_lesson_due(local(NY, 2026, 6, 1, 9), NY, NINE, 0)
     with pytest.raises(ValueError, match="sent_at"):

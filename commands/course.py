@@ -1,0 +1,118 @@
+"""Commands about courses: init, check, courses, preview, send-test."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from email.utils import make_msgid
+from pathlib import Path
+
+from .. import stats, subscriptions
+from ..course import lint, load_course
+from ..emails import Outgoing, Recipient
+from ..errors import CourseError, InvalidInput
+from ..runtime import Runtime
+from ..send import SendStatus
+from . import AddParser, out
+
+PREVIEW_RECIPIENT = Recipient(
+    email="reader@example.com", name="Alex", unsubscribe_token="preview", manage_token="preview"
+)
+
+
+def cmd_init(args: argparse.Namespace, rt: Runtime) -> int:
+    rt.init_database()
+    out(f"database ready: {rt.engine.url.render_as_string(hide_password=True)}")
+    out(f"courses: {', '.join(sorted(rt.courses))}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, rt: Runtime) -> int:
+    try:
+        courses = [load_course(args.path)] if args.path else list(rt.courses.values())
+    except CourseError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    for course in courses:
+        found = lint.warnings(course)
+        for warning in found:
+            print(warning, file=sys.stderr)
+        out(
+            f"ok: {course.slug}: {course.title!r}, {course.total_days} lessons, one every "
+            f"{course.interval_days} day(s) at {course.send_time:%H:%M} ({course.timezone})"
+            + (f", {len(found)} warning(s)" if found else "")
+        )
+    return 0
+
+
+def cmd_courses(args: argparse.Namespace, rt: Runtime) -> int:
+    with rt.sessions() as session:
+        counts = stats.active_by_course(session)
+    for slug, course in sorted(rt.courses.items()):
+        out(f"{slug}\t{course.title}\t{course.total_days} lessons\t{counts.get(slug, 0)} active")
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace, rt: Runtime) -> int:
+    from ..emails import preview
+
+    course = rt.course(args.slug)
+    now = rt.clock()
+    if args.all:
+        out(str(preview.write_course(rt.renderer, course, args.output, now) / "index.html"))
+        return 0
+    if args.day is None:
+        raise InvalidInput("give a DAY, or --all for the whole course")
+    outgoing = _lesson_message(rt, args.slug, args.day, PREVIEW_RECIPIENT)
+    if args.open:
+        out(str(preview.write_lesson(rt.renderer, course, args.day, args.output, now)))
+        return 0
+    message = outgoing.as_message()
+    if args.format == "eml":
+        sys.stdout.write(outgoing.data.decode("ascii").replace("\r\n", "\n"))
+    else:
+        part = message.get_body(preferencelist=("plain" if args.format == "text" else "html",))
+        sys.stdout.write(part.get_content() if part is not None else "")
+    return 0
+
+
+def cmd_send_test(args: argparse.Namespace, rt: Runtime) -> int:
+    recipient = Recipient(
+        email=subscriptions.normalize_email(args.to), name="", unsubscribe_token="test",
+        manage_token="test",
+    )  # fmt: skip
+    with rt.new_transport() as transport:
+        (result,) = transport.send_messages([_lesson_message(rt, args.slug, args.day, recipient)])
+    out(f"{result.status.value}: {result.reply}")
+    return 0 if result.status is SendStatus.SENT else 1
+
+
+def _lesson_message(rt: Runtime, slug: str, day: int, recipient: Recipient) -> Outgoing:
+    course = rt.course(slug)
+    if not 1 <= day <= course.total_days:
+        raise InvalidInput(f"{slug} has days 1..{course.total_days}, not {day}")
+    domain = course.sender_email.rpartition("@")[2]
+    return rt.renderer.render(
+        course, day, recipient, message_id=make_msgid(domain=domain), now=rt.clock()
+    )
+
+
+def register(add: AddParser) -> None:
+    add("init", "create or upgrade the database", cmd_init)
+    add("check", "validate a course folder", cmd_check).add_argument("path", nargs="?", type=Path)
+    add("courses", "list the loaded courses", cmd_courses)
+    p = add("preview", "print a lesson email as a subscriber gets it", cmd_preview)
+    p.add_argument("slug")
+    p.add_argument("day", type=int, nargs="?")
+    p.add_argument("--open", action="store_true", help="write HTML and text side by side to a file")
+    p.add_argument("--all", action="store_true", help="write every lesson and an index to a folder")
+    p.add_argument(
+        "--output", type=Path, default=Path("preview"), help="folder (default ./preview)"
+    )
+    p.add_argument("--format", choices=("html", "text", "eml"), default="text")
+    p = add("send-test", "send a lesson to an address now, outside any subscription", cmd_send_test)
+    p.add_argument("slug")
+    p.add_argument("day", type=int)
+    p.add_argument("--to", required=True)

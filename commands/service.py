@@ -1,0 +1,118 @@
+"""Commands that run the service or report on it: tick, run, serve, stats."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from .. import stats
+from ..errors import DripError
+from ..runtime import Runtime
+from ..scheduler.dispatch import PassResult
+from ..scheduler.runner import run_forever, start_scheduler
+from . import AddParser, add_now, now_of, out
+from .progress import progress
+
+log = logging.getLogger("drip.cli")
+
+
+def cmd_tick(args: argparse.Namespace, rt: Runtime) -> int:
+    now = now_of(args, rt)
+    # a progress bar for a person at a terminal; otherwise the log has a line per batch
+    result = _tick_with_progress(rt, now) if _at_terminal() else rt.dispatcher.run_pass(now)
+    out(f"{now.isoformat()}: sent {result.sent}, deferred {result.deferred}, "
+        f"bounced {result.bounced}, failed {result.failed}")  # fmt: skip
+    return 0
+
+
+def _at_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _tick_with_progress(rt: Runtime, now: datetime) -> PassResult:
+    with rt.sessions() as session:
+        due = stats.due_count(session, now)
+    with progress(due, "sending") as step:
+        rt.dispatcher.progress = lambda batch: step(batch.total)
+        return rt.dispatcher.run_pass(now)
+
+
+def cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
+    """The scheduler and the web pages in one process (the embedded default)."""
+    rt.init_database()
+    if args.no_web:
+        run_forever(rt.dispatcher, rt.settings.tick_seconds, clock=rt.clock,
+                    observe=rt.metrics.observe_pass)  # fmt: skip
+        return 0
+    scheduler = start_scheduler(rt.dispatcher, rt.settings.tick_seconds, rt.clock,
+                                rt.metrics.observe_pass)  # fmt: skip
+    try:
+        _serve(args, rt)
+    finally:
+        log.info("stopping: finishing the pass under way")
+        scheduler.shutdown(wait=True)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, rt: Runtime) -> int:
+    """The web pages alone (run the scheduler elsewhere, or with `drip run --no-web`)."""
+    rt.sessions  # noqa: B018 -- refuse to start on an uninitialised database
+    _serve(args, rt)
+    return 0
+
+
+def _serve(args: argparse.Namespace, rt: Runtime) -> None:
+    import uvicorn
+
+    from ..web import create_app
+
+    host = args.host or rt.settings.web_host
+    port = args.port or rt.settings.web_port
+    # uvicorn stops on SIGINT/SIGTERM, then raises the signal again for the handler it found:
+    # let that be a no-op, so the caller still finishes its work and exits 0.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
+    uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
+
+
+def cmd_stats(args: argparse.Namespace, rt: Runtime) -> int:
+    if args.course:
+        rt.course(args.course)
+    now = now_of(args, rt)
+    with rt.sessions() as session:
+        figures = stats.collect(session, now, args.course)
+    if args.plot:
+        try:
+            out(f"plot written to {stats.plot(figures, args.plot)}")
+        except ImportError:
+            raise DripError("--plot needs matplotlib: pip install 'drip-courses[plot]'") from None
+    if args.json:
+        out(json.dumps(figures.as_dict(), indent=2))
+    elif not args.plot:
+        from rich.console import Console
+
+        console = Console()
+        for table in stats.tables(figures):
+            console.print(table)
+    return 0
+
+
+def register(add: AddParser) -> None:
+    p = add("stats", "subscribers by state, lessons sent, stuck lessons, the next wave", cmd_stats)
+    p.add_argument("--course")
+    p.add_argument("--json", action="store_true", help="JSON for scripts")
+    p.add_argument("--plot", type=Path, metavar="FILE.png", help="draw sends per day (matplotlib)")
+    p.add_argument("--now", help=argparse.SUPPRESS)
+    add_now(add("tick", "run one dispatch pass", cmd_tick))
+    for handler, help in ((cmd_run, "run the scheduler and the web pages"),
+                          (cmd_serve, "run the web pages")):  # fmt: skip
+        p = add(handler.__name__.removeprefix("cmd_"), help, handler)
+        p.add_argument("--host", help="address to listen on (default: DRIP_WEB_HOST, 127.0.0.1)")
+        p.add_argument("--port", type=int, help="port (default: DRIP_WEB_PORT, 8000)")
+        if handler is cmd_run:
+            p.add_argument("--no-web", action="store_true", help="the scheduler alone")

@@ -1,0 +1,116 @@
+"""Step 5 of a dispatch pass: the results of a sent batch, written in one transaction.
+
+What each result means for its subscription is decided by subscriptions.decide; this module
+only turns results into events, logs them, and writes the decisions in bulk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..models import DeliveryState
+from ..send import SendResult, SendStatus
+from ..subscriptions import Event, decide, log_transition
+from .queries import DELIVERIES, SUBSCRIPTIONS, Claim, update_rows
+from .schedule import RetryPolicy
+
+log = logging.getLogger("drip.dispatch")
+
+
+@dataclass
+class PassResult:
+    """What one pass did, for `drip tick` to print and the runner to log."""
+
+    sent: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    skipped: int = 0  # claimed, then found unsubscribed or paused before the send
+    failed: int = 0  # temporary failures retried for too long, or a message that cannot go
+
+    def add(self, other: PassResult) -> None:
+        self.sent += other.sent
+        self.deferred += other.deferred
+        self.bounced += other.bounced
+        self.skipped += other.skipped
+        self.failed += other.failed
+
+    @property
+    def total(self) -> int:
+        return self.sent + self.deferred + self.bounced + self.skipped + self.failed
+
+
+# What a send result does: the subscription event, the delivery state, the pass counter.
+OUTCOMES = {
+    Event.SENT: (DeliveryState.SENT, "sent"),
+    Event.DEFERRED: (DeliveryState.DEFERRED, "deferred"),
+    Event.GAVE_UP: (DeliveryState.FAILED, "failed"),
+    Event.BOUNCED: (DeliveryState.BOUNCED, "bounced"),
+}
+
+
+def event_of(sent: SendResult, attempt: int, retry: RetryPolicy) -> Event:
+    """The retry decision: a temporary failure is retried until the backoff is used up."""
+    if sent.status is SendStatus.SENT:
+        return Event.SENT
+    if sent.status is SendStatus.TEMPORARY:
+        return Event.GAVE_UP if retry.exhausted(attempt) else Event.DEFERRED
+    return Event.BOUNCED
+
+
+def record_outcomes(
+    session: Session, outcomes: list[tuple[Claim, SendResult]], now: datetime, retry: RetryPolicy
+) -> PassResult:
+    """Write each result: its delivery, its subscription's progress (always: the lesson went out
+    or was tried) and its state and due time (only while still active)."""
+    result = PassResult()
+    deliveries: list[dict[str, Any]] = []
+    progress: list[dict[str, Any]] = []
+    states: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for claim, sent in outcomes:
+        attempt = claim.retry_attempts + 1
+        event = event_of(sent, attempt, retry)
+        retry_at = now + retry.delay(attempt) if event is Event.DEFERRED else None
+        change = decide(claim, event, now, claim.course, attempt=attempt, retry_at=retry_at)
+        assert change is not None  # a claim is active, and active takes every send event
+        delivery_state, counter = OUTCOMES[event]
+        setattr(result, counter, getattr(result, counter) + 1)
+        deliveries.append({"row_id": claim.delivery_id, "state": delivery_state,
+                           "smtp_reply": sent.reply[:500], "updated_at": now,
+                           "sent_at": now if event is Event.SENT else None})  # fmt: skip
+        columns = change.columns()
+        done = {"row_id": claim.subscription_id, "leased_until": None,
+                "retry_attempts": columns.pop("retry_attempts", claim.retry_attempts)}  # fmt: skip
+        if event is Event.SENT:
+            done.update(current_day=claim.day, last_sent_at=now)
+        progress.append(done)
+        states[tuple(columns)].append({"row_id": claim.subscription_id, **columns})
+        _log(event, claim, sent, attempt)
+        if change.state is not claim.state:
+            log_transition(claim.subscription_id, claim.course.slug, claim.state, change.state)
+    update_rows(session, DELIVERIES, deliveries)
+    update_rows(session, SUBSCRIPTIONS, progress)
+    for rows in states.values():
+        update_rows(session, SUBSCRIPTIONS, rows, only_active=True)
+    return result
+
+
+def _log(event: Event, claim: Claim, sent: SendResult, attempt: int) -> None:
+    fields = {"event": str(event).replace("gave up", "failed"),
+              "subscription_id": claim.subscription_id, "message_id": claim.message_id,
+              "day": claim.day, "course": claim.course.slug, "smtp_reply": sent.reply}  # fmt: skip
+    where = f"day {claim.day} of subscription {claim.subscription_id}"
+    if event is Event.SENT:
+        log.info("sent %s (%s): %s", where, claim.message_id, sent.reply, extra=fields)
+    elif event is Event.DEFERRED:
+        log.warning("deferred %s (attempt %d): %s", where, attempt, sent.reply, extra=fields)
+    elif event is Event.GAVE_UP:
+        log.error("gave up on %s after %d attempts: %s (`drip retry` makes it due again)",
+                  where, attempt, sent.reply, extra=fields)  # fmt: skip
+    else:
+        log.warning("bounced %s: %s", where, sent.reply, extra=fields)

@@ -1,0 +1,94 @@
+"""subscriptions.decide: every state and event, at fixed instants, without a database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+
+from drip.config import BUNDLED_COURSES
+from drip.course import load_course
+from drip.models import SubscriptionState as S
+from drip.scheduler.record import event_of
+from drip.scheduler.schedule import RetryPolicy
+from drip.send import SendResult, SendStatus
+from drip.subscriptions import ACCEPTS, Event, decide
+
+COURSE = load_course(BUNDLED_COURSES / "bone-health")
+NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday, 09:00 in New York
+
+
+@dataclass(frozen=True)
+class Facts:
+    state: S
+    current_day: int = 2
+    timezone: str = "America/New_York"
+    send_time: time | None = None
+    last_sent_at: datetime | None = NOW - timedelta(days=1)
+
+
+@pytest.mark.parametrize("state", list(S))
+@pytest.mark.parametrize("event", list(Event))
+def test_only_the_events_a_state_accepts_change_it(state: S, event: Event) -> None:
+    change = decide(Facts(state), event, NOW, COURSE, attempt=1, retry_at=NOW)
+    assert (change is not None) == (event in ACCEPTS.get(state, frozenset()))
+
+
+@pytest.mark.parametrize("state", [S.COMPLETED, S.UNSUBSCRIBED, S.BOUNCED])
+def test_ended_subscriptions_take_no_event(state: S) -> None:
+    assert all(decide(Facts(state), event, NOW, COURSE) is None for event in Event)
+
+
+def test_a_sent_lesson_makes_the_next_due_the_next_local_morning() -> None:
+    change = decide(Facts(S.ACTIVE), Event.SENT, NOW, COURSE)
+    assert change is not None and change.state is S.ACTIVE and change.retry_attempts == 0
+    assert change.next_due_at == datetime(2026, 3, 3, 14, 0, tzinfo=UTC)  # 09:00 New York
+
+
+def test_the_last_lesson_completes_the_course() -> None:
+    facts = Facts(S.ACTIVE, current_day=COURSE.total_days - 1)
+    change = decide(facts, Event.SENT, NOW, COURSE)
+    assert change is not None
+    assert (change.state, change.next_due_at, change.ended_at) == (S.COMPLETED, None, NOW)
+
+
+def test_given_up_is_failed_and_only_a_retry_revives_it() -> None:
+    gave_up = decide(Facts(S.ACTIVE), Event.GAVE_UP, NOW, COURSE, attempt=9)
+    assert gave_up is not None
+    assert (gave_up.state, gave_up.next_due_at, gave_up.retry_attempts) == (S.FAILED, None, 9)
+    failed = Facts(S.FAILED)
+    assert decide(failed, Event.RESCHEDULE, NOW, COURSE) is None, "a new time revived it"
+    assert decide(failed, Event.RESUME, NOW, COURSE) is None
+    retried = decide(failed, Event.RETRY, NOW, COURSE)
+    assert retried is not None
+    assert (retried.state, retried.next_due_at, retried.retry_attempts) == (S.ACTIVE, NOW, 0)
+
+
+def test_resume_never_sends_two_lessons_on_one_local_day() -> None:
+    sent_this_morning = Facts(S.PAUSED, last_sent_at=NOW - timedelta(hours=1))
+    change = decide(sent_this_morning, Event.RESUME, NOW, COURSE)
+    assert change is not None and change.next_due_at == datetime(2026, 3, 3, 14, tzinfo=UTC)
+    never_sent = replace(sent_this_morning, last_sent_at=None)
+    resumed = decide(never_sent, Event.RESUME, NOW, COURSE)
+    assert resumed is not None and resumed.next_due_at == NOW
+
+
+def test_confirm_and_unsubscribe_stamp_their_time() -> None:
+    confirmed = decide(Facts(S.PENDING, current_day=0), Event.CONFIRM, NOW, COURSE)
+    assert confirmed is not None
+    assert (confirmed.state, confirmed.next_due_at, confirmed.confirmed_at) == (S.ACTIVE, NOW, NOW)
+    ended = decide(Facts(S.PAUSED), Event.UNSUBSCRIBE, NOW, COURSE)
+    assert ended is not None and (ended.state, ended.ended_at) == (S.UNSUBSCRIBED, NOW)
+
+
+def test_the_retry_decision_defers_until_the_backoff_is_used_up() -> None:
+    policy = RetryPolicy(base=timedelta(minutes=1), ceiling=timedelta(hours=1),
+                         give_up=timedelta(hours=3))  # fmt: skip
+    temporary = SendResult(SendStatus.TEMPORARY, "451 try later")
+    events = [event_of(temporary, attempt, policy) for attempt in range(1, 12)]
+    first_give_up = events.index(Event.GAVE_UP) + 1
+    assert set(events[: first_give_up - 1]) == {Event.DEFERRED}
+    assert policy.exhausted(first_give_up) and not policy.exhausted(first_give_up - 1)
+    assert event_of(SendResult(SendStatus.SENT, "250 ok"), 1, policy) is Event.SENT
+    assert event_of(SendResult(SendStatus.PERMANENT, "550 no"), 1, policy) is Event.BOUNCED

@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from email.utils import make_msgid
 from functools import cached_property
 
 from sqlalchemy import Engine, inspect
@@ -17,12 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import migrations
 from .config import Settings
 from .course import Course, load_courses
-from .emails import LessonRenderer, Links, render_confirmation
+from .emails import LessonRenderer, Links
 from .errors import DripError, UnknownCourse
 from .metrics import Metrics
 from .models import make_engine, make_sessionmaker
 from .scheduler.dispatch import Dispatcher, RetryPolicy
-from .send import SendResult, Transport, transport_from_url
+from .scheduler.queries import ALL_KINDS
+from .scheduler.runner import Wakeable
+from .send import Transport, transport_from_url
 
 
 def utc_now() -> datetime:
@@ -35,6 +36,7 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self.metrics = Metrics()
+        self.waker: Wakeable | None = None  # set when this process runs a scheduler
 
     def close(self) -> None:
         """Release the database connections (if any were opened) and the SMTP connection."""
@@ -89,31 +91,30 @@ class Runtime:
             rate=self.settings.send_rate,
         )
 
-    def send_confirmation(
-        self, course: Course, address: str, name: str, token: str, now: datetime
-    ) -> SendResult:
-        """The double opt-in email, sent at once on a transport of its own."""
-        domain = course.sender_email.rpartition("@")[2]
-        message = render_confirmation(
-            course, address, name, self.links.confirm(token),
-            message_id=make_msgid(domain=domain), now=now,
-        )  # fmt: skip
-        with self.new_transport() as transport:
-            (result,) = transport.send_messages([message])
-        return result
-
     @cached_property
     def renderer(self) -> LessonRenderer:
         return LessonRenderer(self.links)
 
     @cached_property
     def dispatcher(self) -> Dispatcher:
+        """Lessons and confirmation emails, on the transport of its own."""
+        return self._dispatcher(ALL_KINDS, self.transport)
+
+    @cached_property
+    def confirmations(self) -> Dispatcher:
+        """Confirmation emails only: for `drip serve` and `drip subscribe`, on a transport of
+        their own, so no connection is ever shared with the lesson sender."""
+        return self._dispatcher(frozenset({"confirmations"}), self.new_transport())
+
+    def _dispatcher(self, kinds: frozenset[str], transport: Transport) -> Dispatcher:
         self.sessions  # noqa: B018 -- fail early, with the message above, on an empty database
         return Dispatcher(
             engine=self.engine,
             courses=self.courses,
-            transport=self.transport,
+            transport=transport,
             renderer=self.renderer,
+            links=self.links,
+            kinds=kinds,
             batch_size=self.settings.batch_size,
             lease=timedelta(seconds=self.settings.lease_seconds),
             retry=RetryPolicy(
@@ -123,3 +124,9 @@ class Runtime:
                 rng=random.Random(),
             ),
         )
+
+    def wake(self) -> None:
+        """Ask the running scheduler (if this process has one) for a pass now: a confirmation
+        email just queued goes out within seconds, not at the next tick."""
+        if self.waker is not None:
+            self.waker.wake()

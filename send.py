@@ -37,6 +37,7 @@ class SendStatus(enum.Enum):
     SENT = "sent"  # accepted by the server
     TEMPORARY = "temporary"  # 4xx, refused, timeout, dropped connection: try again later
     PERMANENT = "permanent"  # 5xx for this recipient or this message
+    UNSENDABLE = "unsendable"  # the message could not be built: a retry would fail the same
 
 
 @dataclass(frozen=True)

@@ -40,13 +40,14 @@ State = SubscriptionState
 
 
 class Event(enum.StrEnum):
+    REQUEST = "request"  # a confirmation email is asked for (a signup): it is due at once
     CONFIRM = "confirm"  # the double opt-in link was followed (or --confirmed)
     PAUSE = "pause"
     RESUME = "resume"
     UNSUBSCRIBE = "unsubscribe"
     RETRY = "retry"  # the operator's retry of a lesson given up on
     RESCHEDULE = "reschedule"  # a new time zone or time of day
-    SENT = "sent"  # the lesson after current_day went out
+    SENT = "sent"  # the lesson after current_day (or, while pending, the confirmation) went out
     DEFERRED = "deferred"  # a temporary failure; retried after a backoff
     GAVE_UP = "gave up"  # temporary failures for longer than the retry budget
     BOUNCED = "bounced"  # refused permanently for this recipient
@@ -88,7 +89,17 @@ class Change:
 
 # The events each state accepts; any other event changes nothing.
 ACCEPTS: dict[SubscriptionState, frozenset[Event]] = {
-    State.PENDING: frozenset({Event.CONFIRM, Event.UNSUBSCRIBE}),
+    State.PENDING: frozenset(
+        {
+            Event.REQUEST,
+            Event.CONFIRM,
+            Event.UNSUBSCRIBE,
+            Event.SENT,
+            Event.DEFERRED,
+            Event.GAVE_UP,
+            Event.BOUNCED,
+        }
+    ),
     State.ACTIVE: frozenset(
         {
             Event.PAUSE,
@@ -114,9 +125,11 @@ def decide(
     lesson (DEFERRED, GAVE_UP); `retry_at` is when a deferred lesson is tried again."""
     if event not in ACCEPTS.get(facts.state, frozenset()):
         return None
+    if facts.state is State.PENDING and event is not Event.CONFIRM:
+        return _confirmation(event, now, attempt, retry_at)
     send_time = facts.send_time or course.send_time
     if event is Event.CONFIRM:
-        return Change(State.ACTIVE, now, confirmed_at=now)
+        return Change(State.ACTIVE, now, confirmed_at=now, retry_attempts=0)
     if event is Event.UNSUBSCRIBE:
         return Change(State.UNSUBSCRIBED, None, ended_at=now)
     if event is Event.PAUSE:
@@ -139,6 +152,21 @@ def decide(
     if event is Event.COMPLETE:
         return Change(State.COMPLETED, None, ended_at=now)
     return Change(State.BOUNCED, None, ended_at=now)
+
+
+def _confirmation(
+    event: Event, now: datetime, attempt: int, retry_at: datetime | None
+) -> Change | None:
+    """A pending subscription's next_due_at is when its confirmation email is due."""
+    if event is Event.UNSUBSCRIBE:
+        return Change(State.UNSUBSCRIBED, None, ended_at=now)
+    if event is Event.BOUNCED:
+        return Change(State.BOUNCED, None, ended_at=now)
+    if event is Event.REQUEST:
+        return Change(State.PENDING, now, retry_attempts=0)
+    if event is Event.DEFERRED:
+        return Change(State.PENDING, retry_at or now, retry_attempts=attempt)
+    return Change(State.PENDING, None, retry_attempts=attempt if event is Event.GAVE_UP else 0)
 
 
 @lru_cache(maxsize=4096)
@@ -195,6 +223,11 @@ def log_transition(
 def due_condition(now: datetime) -> ColumnElement[bool]:
     """The one definition of "due": active, and its next lesson's time has come."""
     return and_(Subscription.state == State.ACTIVE, Subscription.next_due_at <= now)
+
+
+def confirmation_due_condition(now: datetime) -> ColumnElement[bool]:
+    """Pending, and its confirmation email is due (asked for, or to be retried)."""
+    return and_(Subscription.state == State.PENDING, Subscription.next_due_at <= now)
 
 
 def normalize_email(address: str) -> str:

@@ -14,7 +14,7 @@ from .. import stats
 from ..errors import DripError
 from ..runtime import Runtime
 from ..scheduler.dispatch import PassResult
-from ..scheduler.runner import run_forever, start_scheduler
+from ..scheduler.runner import Waker, run_forever, start_scheduler
 from . import AddParser, add_now, now_of, out
 from .progress import progress
 
@@ -49,8 +49,9 @@ def cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
         run_forever(rt.dispatcher, rt.settings.tick_seconds, clock=rt.clock,
                     observe=rt.metrics.observe_pass)  # fmt: skip
         return 0
+    rt.waker = Waker()
     scheduler = start_scheduler(rt.dispatcher, rt.settings.tick_seconds, rt.clock,
-                                rt.metrics.observe_pass)  # fmt: skip
+                                rt.metrics.observe_pass, rt.waker)  # fmt: skip
     try:
         _serve(args, rt)
     finally:
@@ -60,9 +61,15 @@ def cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, rt: Runtime) -> int:
-    """The web pages alone (run the scheduler elsewhere, or with `drip run --no-web`)."""
-    rt.sessions  # noqa: B018 -- refuse to start on an uninitialised database
-    _serve(args, rt)
+    """The web pages, and the confirmation emails their signups queue (lessons are sent by
+    `drip run` or `drip run --no-web` elsewhere)."""
+    rt.waker = Waker()
+    scheduler = start_scheduler(rt.confirmations, rt.settings.tick_seconds, rt.clock,
+                                rt.metrics.observe_pass, rt.waker)  # fmt: skip
+    try:
+        _serve(args, rt)
+    finally:
+        scheduler.shutdown(wait=True)
     return 0
 
 

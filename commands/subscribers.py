@@ -11,7 +11,6 @@ from .. import subscriptions, transfer
 from ..errors import InvalidInput
 from ..models import SubscriptionState
 from ..runtime import Runtime
-from ..send import SendStatus
 from . import AddParser, add_now, now_of, out
 from .progress import progress
 
@@ -24,16 +23,17 @@ def cmd_subscribe(args: argparse.Namespace, rt: Runtime) -> int:
             session, course, args.email, now=now, name=args.name or "",
             timezone=args.tz, confirmed=args.confirmed,
         )  # fmt: skip
-        email, name, token, state = (
-            sub.subscriber.email, sub.subscriber.name, sub.confirm_token, sub.state,
-        )  # fmt: skip
+        if sub.state is SubscriptionState.PENDING:
+            subscriptions.apply(sub, subscriptions.Event.REQUEST, course, now)
+        email, state = sub.subscriber.email, sub.state
     out(f"{email}: {state} in {course.slug}")
     if state is SubscriptionState.PENDING:
-        result = rt.send_confirmation(course, email, name, token, now)
-        if result.status is not SendStatus.SENT:
-            print(f"drip: the confirmation email was not sent: {result.reply}", file=sys.stderr)
-            return 1
-        out(f"confirmation email sent ({result.reply})")
+        result = rt.confirmations.run_pass(now)
+        if result.confirmations:
+            out("confirmation email sent")
+        else:
+            print("drip: the confirmation email is queued: the relay did not take it yet; "
+                  "the running service retries it", file=sys.stderr)  # fmt: skip
     return 0
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,10 +32,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from ..course.model import Course
-from ..emails import LessonRenderer, Outgoing
+from ..emails import LessonRenderer, Links, Outgoing, render_confirmation
 from ..models import writer
-from ..send import SendResult, Transport
-from .queries import Claim, claim_due, reconnecting, release, start_deliveries
+from ..send import SendResult, SendStatus, Transport
+from .queries import ALL_KINDS, Claim, claim_due, reconnecting, release, start_deliveries
 from .record import PassResult, record_outcomes
 from .schedule import RetryPolicy
 
@@ -49,6 +50,8 @@ class Batch:
     to_send: list[Claim]
     dropped: list[Claim]  # unsubscribed or paused between the claim and the send
     messages: list[Outgoing] = field(default_factory=list)
+    unsendable: list[tuple[Claim, SendResult]] = field(default_factory=list)
+    claimed_at: float = field(default_factory=time.monotonic)  # for the lease, in real time
     sending: Future[list[SendResult]] | None = None
     results: list[SendResult] = field(default_factory=list)
 
@@ -61,10 +64,13 @@ class Dispatcher:
     courses: Mapping[str, Course]
     transport: Transport
     renderer: LessonRenderer
+    links: Links
+    kinds: frozenset[str] = ALL_KINDS  # lessons and/or confirmation emails
     batch_size: int = 200
     lease: timedelta = timedelta(minutes=5)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     progress: Callable[[PassResult], None] | None = None  # told of each recorded batch
+    sleep: Callable[[float], None] = time.sleep  # between attempts to reach the database
 
     def run_pass(self, now: datetime) -> PassResult:
         """Send every lesson due at `now`, batch after batch, until none is left.
@@ -80,7 +86,7 @@ class Dispatcher:
                     if in_flight is not None:
                         result.add(self.record(in_flight, now))
                         in_flight = None
-                    batch.sending = wire.submit(self.transport.send_messages, batch.messages)
+                    batch.sending = wire.submit(self._send, batch.messages)
                     in_flight = batch
         finally:
             if in_flight is not None:  # a claim failed meanwhile: what went out is still recorded
@@ -91,28 +97,55 @@ class Dispatcher:
     def deliver(self, claims: list[Claim], now: datetime) -> PassResult:
         """Render, send and record one claimed batch, in this thread."""
         batch = self.prepare(claims, now)
-        batch.results = self.transport.send_messages(batch.messages)
+        batch.results = self._send(batch.messages)
         return self.record(batch, now)
 
     def claim(self, now: datetime) -> list[Claim]:
         with Session(writer(self.engine)) as session, session.begin():
-            return claim_due(session, now, self.batch_size, self.courses, self.lease, _message_id)
+            return claim_due(session, now, self.batch_size, self.courses, self.lease,
+                             _message_id, self.kinds)  # fmt: skip
 
     def prepare(self, claims: list[Claim], now: datetime) -> Batch:
-        """Render each claimed lesson, then start the ones still active and release the rest."""
-        messages = {
-            claim.subscription_id: self.renderer.render(
+        """Build each claimed message, then start the ones still live and release the rest.
+        A message that cannot be built fails alone, with its reason; the batch goes on."""
+        built = {claim.subscription_id: self._build(claim, now) for claim in claims}
+        live = reconnecting(lambda: self._start(claims, now))
+        batch = Batch(to_send=[], dropped=[c for c in claims if c.subscription_id not in live])
+        for claim in claims:
+            message = built[claim.subscription_id]
+            if claim.subscription_id not in live:
+                continue
+            if isinstance(message, Outgoing):
+                batch.to_send.append(claim)
+                batch.messages.append(message)
+            else:
+                batch.unsendable.append((claim, SendResult(SendStatus.UNSENDABLE, message)))
+        return batch
+
+    def _build(self, claim: Claim, now: datetime) -> Outgoing | str:
+        """The claim's message, or why it cannot be built (logged with the subscription)."""
+        try:
+            if claim.is_confirmation:
+                return render_confirmation(
+                    claim.course, claim.recipient.email, claim.recipient.name,
+                    self.links.confirm(claim.confirm_token), message_id=claim.message_id, now=now,
+                )  # fmt: skip
+            return self.renderer.render(
                 claim.course, claim.day, claim.recipient, message_id=claim.message_id, now=now
             )
-            for claim in claims
-        }
-        live = reconnecting(lambda: self._start(claims, now))
-        batch = Batch(
-            to_send=[c for c in claims if c.subscription_id in live],
-            dropped=[c for c in claims if c.subscription_id not in live],
-        )
-        batch.messages = [messages[c.subscription_id] for c in batch.to_send]
-        return batch
+        except Exception as exc:
+            log.exception("cannot build the message of subscription %d", claim.subscription_id)
+            return " ".join(f"cannot build the message: {type(exc).__name__}: {exc}".split())
+
+    def _send(self, messages: list[Outgoing]) -> list[SendResult]:
+        """The transport's results; an error of the transport itself fails the batch for now
+        (retried), and leaves nothing in 'sending'."""
+        try:
+            return self.transport.send_messages(messages)
+        except Exception as exc:
+            log.exception("the transport failed on a batch of %d", len(messages))
+            reason = " ".join(f"transport error: {type(exc).__name__}: {exc}".split())[:500]
+            return [SendResult(SendStatus.TEMPORARY, reason) for _ in messages]
 
     def _start(self, claims: list[Claim], now: datetime) -> set[int]:
         with Session(writer(self.engine)) as session, session.begin():
@@ -123,13 +156,15 @@ class Dispatcher:
     def record(self, batch: Batch, now: datetime) -> PassResult:
         if batch.sending is not None:
             batch.results = batch.sending.result()
-        outcomes = list(zip(batch.to_send, batch.results, strict=True))
+        outcomes = [*zip(batch.to_send, batch.results, strict=True), *batch.unsendable]
 
         def write() -> PassResult:
             with Session(writer(self.engine)) as session, session.begin():
                 return record_outcomes(session, outcomes, now, self.retry)
 
-        outcome = reconnecting(write)
+        # What the relay accepted must be recorded before the lease ends, or it goes out twice.
+        patience = batch.claimed_at + self.lease.total_seconds() * 0.8 - time.monotonic()
+        outcome = reconnecting(write, patience=max(0.0, patience), sleep=self.sleep)
         outcome.skipped += len(batch.dropped)
         if self.progress is not None:
             self.progress(outcome)

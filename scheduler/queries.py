@@ -4,6 +4,7 @@ and writing a whole batch at once."""
 from __future__ import annotations
 
 import logging
+import time as clock
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -11,13 +12,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Integer, Table, bindparam, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from ..course.model import Course
 from ..emails import Recipient
 from ..models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState
-from ..subscriptions import due_condition
+from ..subscriptions import confirmation_due_condition, due_condition
 
 log = logging.getLogger("drip.dispatch")
 T = TypeVar("T")
@@ -37,18 +38,30 @@ class Claim:
     send_time: time | None
     retry_attempts: int
     message_id: str
-    delivery_id: int | None = None  # None until started, for a lesson never tried before
+    delivery_id: int | None = None  # None until started, for a message never tried before
     state: SubscriptionState = SubscriptionState.ACTIVE
     last_sent_at: datetime | None = None
+    confirm_token: str = ""
+    resend: bool = False  # a confirmation asked for again: a new Message-ID on the same row
 
     @property
     def current_day(self) -> int:
         return self.day - 1
 
+    @property
+    def is_confirmation(self) -> bool:
+        """A pending subscription's claim is for its confirmation email (delivery day 0)."""
+        return self.state is SubscriptionState.PENDING
 
-def due(now: datetime, limit: int, course_slugs: list[str]) -> Any:
+
+DUE_KINDS = {"lessons": due_condition, "confirmations": confirmation_due_condition}
+ALL_KINDS = frozenset(DUE_KINDS)
+
+
+def due(now: datetime, limit: int, course_slugs: list[str], kinds: frozenset[str]) -> Any:
     """The claim query: subscriptions that are
-    - due at `now` (subscriptions.due_condition: active, next_due_at <= now),
+    - due at `now`: a lesson (subscriptions.due_condition) and/or a confirmation email
+      (confirmation_due_condition), as `kinds` says,
     - of a course this process has loaded,
     - not leased by a live worker (no lease, or its deadline has passed);
     oldest due first, at most `limit`, locked for this transaction and skipped by the others."""
@@ -62,12 +75,14 @@ def due(now: datetime, limit: int, course_slugs: list[str]) -> Any:
             Subscription.retry_attempts,
             Subscription.unsubscribe_token,
             Subscription.manage_token,
+            Subscription.state,
+            Subscription.confirm_token,
             Subscriber.email,
             Subscriber.name,
         )
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .where(
-            due_condition(now),
+            or_(*(condition(now) for kind, condition in DUE_KINDS.items() if kind in kinds)),
             Subscription.course_slug.in_(course_slugs),
             or_(Subscription.leased_until.is_(None), Subscription.leased_until <= now),
         )
@@ -80,16 +95,19 @@ def due(now: datetime, limit: int, course_slugs: list[str]) -> Any:
 def claim_due(
     session: Session, now: datetime, limit: int, courses: Mapping[str, Course],
     lease: timedelta, new_message_id: Callable[[Course, int, int], str],
+    kinds: frozenset[str] = ALL_KINDS,
 ) -> list[Claim]:  # fmt: skip
-    """Lease what is due and return it as claims; a lesson tried before keeps its Message-ID."""
-    rows = session.execute(due(now, limit, list(courses))).all()
+    """Lease what is due and return it as claims; a message tried before keeps its Message-ID
+    (a confirmation asked for again after one went out gets a new one)."""
+    rows = session.execute(due(now, limit, list(courses), kinds)).all()
     if not rows:
         return []
-    pairs = [(row.id, row.current_day + 1) for row in rows]
+    pairs = [(row.id, _day_of(row)) for row in rows]
     tried = {
         (d.subscription_id, d.day): d
         for d in session.execute(
-            select(Delivery.id, Delivery.subscription_id, Delivery.day, Delivery.message_id)
+            select(Delivery.id, Delivery.subscription_id, Delivery.day, Delivery.message_id,
+                   Delivery.state)
             .where(tuple_(Delivery.subscription_id, Delivery.day).in_(pairs))
         )
     }  # fmt: skip
@@ -98,38 +116,53 @@ def claim_due(
         .where(Subscription.id.in_([row.id for row in rows]))
         .values(leased_until=now + lease)
     )
-    claims = []
-    for row, pair in zip(rows, pairs, strict=True):
-        course, before = courses[row.course_slug], tried.get(pair)
-        claims.append(Claim(
-            subscription_id=row.id, course=course, day=pair[1],
-            recipient=Recipient(row.email, row.name, row.unsubscribe_token, row.manage_token),
-            timezone=row.timezone, send_time=row.send_time, retry_attempts=row.retry_attempts,
-            message_id=before.message_id if before else new_message_id(course, row.id, pair[1]),
-            delivery_id=before.id if before else None,
-        ))  # fmt: skip
-    return claims
+    return [_claim(row, courses[row.course_slug], tried.get(pair), new_message_id)
+            for row, pair in zip(rows, pairs, strict=True)]  # fmt: skip
+
+
+def _day_of(row: Any) -> int:
+    """The delivery a claim is for: the next lesson, or 0 for a pending one's confirmation."""
+    return 0 if row.state is SubscriptionState.PENDING else row.current_day + 1
+
+
+def _claim(
+    row: Any, course: Course, before: Any, new_message_id: Callable[[Course, int, int], str]
+) -> Claim:
+    day = _day_of(row)
+    resend = before is not None and before.state is DeliveryState.SENT
+    keep = before is not None and not resend
+    return Claim(
+        subscription_id=row.id, course=course, day=day,
+        recipient=Recipient(row.email, row.name, row.unsubscribe_token, row.manage_token),
+        timezone=row.timezone, send_time=row.send_time, retry_attempts=row.retry_attempts,
+        message_id=before.message_id if keep else new_message_id(course, row.id, day),
+        delivery_id=before.id if before is not None else None, state=row.state,
+        confirm_token=row.confirm_token, resend=resend,
+    )  # fmt: skip
 
 
 def start_deliveries(session: Session, claims: Sequence[Claim], now: datetime) -> set[int]:
-    """Record a 'sending' delivery for each claim whose subscription is still active; the ids
-    of those subscriptions. Claims of the others are left alone (the caller releases them)."""
-    live = set(
-        session.scalars(
-            select(Subscription.id).where(
-                Subscription.id.in_([c.subscription_id for c in claims]),
-                Subscription.state == SubscriptionState.ACTIVE,
+    """Record a 'sending' delivery for each claim whose subscription is still in the state it
+    was claimed in (an unsubscribe or a confirmation meanwhile stops it); the ids of those
+    subscriptions. Claims of the others are left alone (the caller releases them)."""
+    states = dict(
+        session.execute(
+            select(Subscription.id, Subscription.state).where(
+                Subscription.id.in_([c.subscription_id for c in claims])
             )
-        )
+        ).all()
     )
+    live = {c.subscription_id for c in claims if states.get(c.subscription_id) is c.state}
     started = [c for c in claims if c.subscription_id in live]
-    again = [c.delivery_id for c in started if c.delivery_id is not None]
+    again = [c for c in started if c.delivery_id is not None]
     if again:
         session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(again))
-            .values(state=DeliveryState.SENDING, attempts=Delivery.attempts + 1, updated_at=now)
-        )
+            update(DELIVERIES)
+            .where(DELIVERIES.c.id == bindparam("row_id"))
+            .values(state=DeliveryState.SENDING, attempts=DELIVERIES.c.attempts + 1,
+                    updated_at=now, message_id=bindparam("new_message_id")),
+            [{"row_id": c.delivery_id, "new_message_id": c.message_id} for c in again],
+        )  # fmt: skip
     new = [c for c in started if c.delivery_id is None]
     if new:
         rows = [
@@ -158,10 +191,11 @@ def release(session: Session, subscription_ids: list[int]) -> None:
 
 
 def update_rows(
-    session: Session, table: Table, rows: list[dict[str, Any]], *, only_active: bool = False
-) -> None:
+    session: Session, table: Table, rows: list[dict[str, Any]], *,
+    only_in: SubscriptionState | None = None,
+) -> None:  # fmt: skip
     """UPDATE many rows by id: SET each row's other keys WHERE id = row_id (and, with
-    `only_active`, only rows still active: an unsubscribe meanwhile stands).
+    `only_in`, only rows still in that state: an unsubscribe meanwhile stands).
 
     PostgreSQL gets one statement per group, its columns passed as arrays and joined back with
     unnest(); a statement per row would cost the server more than the rest of the pass. SQLite
@@ -172,13 +206,13 @@ def update_rows(
     for keys, group in groups.items():
         if session.get_bind().dialect.name != "postgresql":
             where = [table.c.id == bindparam("row_id")]
-            if only_active:
-                where.append(table.c.state == SubscriptionState.ACTIVE.value)
+            if only_in is not None:
+                where.append(table.c.state == only_in.value)
             session.execute(update(table).where(*where), group)
             continue
         sets = ", ".join(f"{k} = batch.{k}" for k in keys if k != "row_id")
         arrays = ", ".join(f":{k}" for k in keys)
-        guard = f" AND {table.name}.state = 'active'" if only_active else ""
+        guard = f" AND {table.name}.state = '{only_in.value}'" if only_in is not None else ""
         statement = text(
             f"UPDATE {table.name} SET {sets} FROM unnest({arrays}) AS batch({', '.join(keys)}) "
             f"WHERE {table.name}.id = batch.row_id{guard}"
@@ -192,13 +226,24 @@ def item_type(table: Table, key: str) -> Any:
     return Integer() if key == "row_id" else table.c[key].type
 
 
-def reconnecting(step: Callable[[], T]) -> T:
-    """Run `step` again once if the database connection was lost under it (a restart, a killed
-    backend): the pool has discarded the dead connection and the retry gets a fresh one."""
-    try:
-        return step()
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-        log.warning("lost the database connection (%s); reconnecting", exc.orig)
-        return step()
+def reconnecting(
+    step: Callable[[], T], *, patience: float = 0.0, sleep: Callable[[float], None] = clock.sleep
+) -> T:
+    """Run `step`, and again when the database connection was lost under it (a restart, a killed
+    backend) or cannot be made: once at once, then with a growing wait for up to `patience`
+    seconds in all. The pool discards dead connections, so each retry gets a fresh one."""
+    waited, delay, retried = 0.0, 0.25, False
+    while True:
+        try:
+            return step()
+        except DBAPIError as exc:
+            if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+                raise
+            if retried and waited + delay > patience:
+                raise
+            log.warning("lost the database connection (%s); reconnecting",
+                        " ".join(str(exc.orig).split())[:200])  # fmt: skip
+            if retried:
+                sleep(delay)
+                waited, delay = waited + delay, min(delay * 2, 5.0)
+            retried = True

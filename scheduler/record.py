@@ -32,17 +32,18 @@ class PassResult:
     bounced: int = 0
     skipped: int = 0  # claimed, then found unsubscribed or paused before the send
     failed: int = 0  # temporary failures retried for too long, or a message that cannot go
+    confirmations: int = 0  # confirmation emails sent (the other counts include their failures)
 
     def add(self, other: PassResult) -> None:
-        self.sent += other.sent
-        self.deferred += other.deferred
-        self.bounced += other.bounced
-        self.skipped += other.skipped
-        self.failed += other.failed
+        for name in COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
     def total(self) -> int:
-        return self.sent + self.deferred + self.bounced + self.skipped + self.failed
+        return sum(getattr(self, name) for name in COUNTERS)
+
+
+COUNTERS = ("sent", "deferred", "bounced", "skipped", "failed", "confirmations")
 
 
 # What a send result does: the subscription event, the delivery state, the pass counter.
@@ -60,6 +61,8 @@ def event_of(sent: SendResult, attempt: int, retry: RetryPolicy) -> Event:
         return Event.SENT
     if sent.status is SendStatus.TEMPORARY:
         return Event.GAVE_UP if retry.exhausted(attempt) else Event.DEFERRED
+    if sent.status is SendStatus.UNSENDABLE:
+        return Event.GAVE_UP
     return Event.BOUNCED
 
 
@@ -71,14 +74,16 @@ def record_outcomes(
     result = PassResult()
     deliveries: list[dict[str, Any]] = []
     progress: list[dict[str, Any]] = []
-    states: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    states: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for claim, sent in outcomes:
         attempt = claim.retry_attempts + 1
         event = event_of(sent, attempt, retry)
         retry_at = now + retry.delay(attempt) if event is Event.DEFERRED else None
         change = decide(claim, event, now, claim.course, attempt=attempt, retry_at=retry_at)
-        assert change is not None  # a claim is active, and active takes every send event
+        assert change is not None  # active and pending take every send event
         delivery_state, counter = OUTCOMES[event]
+        if claim.is_confirmation and event is Event.SENT:
+            counter = "confirmations"
         setattr(result, counter, getattr(result, counter) + 1)
         deliveries.append({"row_id": claim.delivery_id, "state": delivery_state,
                            "smtp_reply": sent.reply[:500], "updated_at": now,
@@ -86,17 +91,17 @@ def record_outcomes(
         columns = change.columns()
         done = {"row_id": claim.subscription_id, "leased_until": None,
                 "retry_attempts": columns.pop("retry_attempts", claim.retry_attempts)}  # fmt: skip
-        if event is Event.SENT:
+        if event is Event.SENT and not claim.is_confirmation:
             done.update(current_day=claim.day, last_sent_at=now)
         progress.append(done)
-        states[tuple(columns)].append({"row_id": claim.subscription_id, **columns})
+        states[(claim.state, *columns)].append({"row_id": claim.subscription_id, **columns})
         _log(event, claim, sent, attempt)
         if change.state is not claim.state:
             log_transition(claim.subscription_id, claim.course.slug, claim.state, change.state)
     update_rows(session, DELIVERIES, deliveries)
     update_rows(session, SUBSCRIPTIONS, progress)
-    for rows in states.values():
-        update_rows(session, SUBSCRIPTIONS, rows, only_active=True)
+    for (state, *_), rows in states.items():
+        update_rows(session, SUBSCRIPTIONS, rows, only_in=state)
     return result
 
 
@@ -104,7 +109,8 @@ def _log(event: Event, claim: Claim, sent: SendResult, attempt: int) -> None:
     fields = {"event": str(event).replace("gave up", "failed"),
               "subscription_id": claim.subscription_id, "message_id": claim.message_id,
               "day": claim.day, "course": claim.course.slug, "smtp_reply": sent.reply}  # fmt: skip
-    where = f"day {claim.day} of subscription {claim.subscription_id}"
+    what = "the confirmation" if claim.is_confirmation else f"day {claim.day}"
+    where = f"{what} of subscription {claim.subscription_id}"
     if event is Event.SENT:
         log.info("sent %s (%s): %s", where, claim.message_id, sent.reply, extra=fields)
     elif event is Event.DEFERRED:

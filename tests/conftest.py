@@ -74,10 +74,22 @@ def make_runtime(database_url: str, tmp_path: Path, **settings: object) -> Runti
     return Runtime(Settings().with_values(values))
 
 
+class PassNow:
+    """Where `drip run` would wake its scheduler, run the confirmation pass at once: the web
+    app in-process has no scheduler of its own."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def wake(self) -> None:
+        self.rt.confirmations.run_pass(self.rt.clock())
+
+
 @pytest.fixture
 def runtime(database_url: str, tmp_path: Path, smtp_server) -> Iterator[Runtime]:  # noqa: F811
     """drip wired to the test database and the loopback SMTP server."""
     rt = make_runtime(database_url, tmp_path, smtp_url=smtp_server.url)
+    rt.waker = PassNow(rt)
     yield rt
     rt.close()
 

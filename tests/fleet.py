@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+import httpx
+from sqlalchemy import func, insert, select, text
 
 from drip.models import (
     Delivery,
@@ -43,6 +45,10 @@ def seed(url: str, count: int, course_slug: str, due: datetime, zone: str = "UTC
                   "unsubscribe_token": new_token(), "manage_token": new_token(),
                   "created_at": due, "confirmed_at": due} for i in range(1, count + 1)],
             )  # fmt: skip
+            if conn.dialect.name == "postgresql":  # the ids were given: move the sequences on
+                for table in ("subscribers", "subscriptions"):
+                    conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                      f"(SELECT max(id) FROM {table}))"))  # fmt: skip
     finally:
         engine.dispose()
 
@@ -90,3 +96,22 @@ def delivery_states(url: str) -> Counter[DeliveryState]:
             return Counter({DeliveryState(state): n for state, n in rows})
     finally:
         engine.dispose()
+
+
+def serve(command: str, env: dict, cwd: Path, port: int) -> subprocess.Popen[str]:
+    """`drip <command> --port PORT` started, once its /healthz answers."""
+    process = subprocess.Popen(
+        [DRIP, command, "--port", str(port)], env=env, cwd=cwd,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"drip {command} did not start: {process.communicate()[0]}")
+        time.sleep(0.1)  # waiting for the server process to listen

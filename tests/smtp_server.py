@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 def free_port() -> int:
@@ -82,12 +84,34 @@ class Handler:
         return f"250 2.0.0 Ok: queued as {len(self.server.messages)}"
 
 
+class RecordingSMTP(SMTP):
+    """aiosmtpd's protocol, noting every reply that says the client broke the protocol
+    (503 bad sequence, 500/501 syntax): a sender that shares a connection shows up here."""
+
+    def __init__(self, handler: Handler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.recorder = handler.server
+
+    async def push(self, status: Any) -> None:
+        text = status.decode() if isinstance(status, bytes) else str(status)
+        if text[:3] in ("500", "501", "503"):
+            with self.recorder.lock:
+                self.recorder.protocol_errors.append(text)
+        await super().push(status)
+
+
+class RecordingController(Controller):
+    def factory(self) -> SMTP:
+        return RecordingSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class SMTPServer:
     def __init__(self, port: int | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.lock = threading.Lock()
         self.messages: list[Received] = []
+        self.protocol_errors: list[str] = []
         self.connections = 0
         self.reset()
         self._controller: Controller | None = None
@@ -105,8 +129,18 @@ class SMTPServer:
         self.drop_on_data = 0
         self.stall_seconds = 0.0
 
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
+        """The messages, once at least `count` have arrived from another thread or process
+        (their sender's own schedule decides when; this only waits for the socket)."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with self.lock:
+            assert len(self.messages) >= count, f"{len(self.messages)} of {count} arrived"
+            return list(self.messages)
+
     def start(self) -> None:
-        self._controller = Controller(Handler(self), hostname=self.host, port=self.port)
+        self._controller = RecordingController(Handler(self), hostname=self.host, port=self.port)
         self._controller.start()
 
     def stop(self) -> None:

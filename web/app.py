@@ -31,7 +31,6 @@ from ..errors import InvalidInput, UnknownCourse
 from ..models import LIVE_STATES, Subscription, SubscriptionState
 from ..runtime import Runtime
 from ..scheduler.schedule import next_lesson_due, zone
-from ..send import SendStatus
 from ..stats import database_answers
 from .throttle import Throttle
 
@@ -101,11 +100,11 @@ class Pages:
                 timezone=fields.get("timezone") or None,
             )  # fmt: skip
             pending = sub.state is SubscriptionState.PENDING
-            name, token = sub.subscriber.name, sub.confirm_token
-            if pending:
+            if pending:  # queued in this transaction; an active subscriber gets nothing new
                 sub.created_at = now  # a fresh confirmation link lasts the full expiry again
-        if pending:  # an active subscriber gets nothing new, and the answer is the same
-            self._send_confirmation(course, address, name, token, now)
+                subscriptions.apply(sub, subscriptions.Event.REQUEST, course, now)
+        if pending:
+            self.rt.wake()
         return self._answer(request, wants_json, 200, course=course)
 
     def _check_signup(self, fields: dict[str, str]) -> tuple[dict[str, str], Course | None, str]:
@@ -129,13 +128,6 @@ class Pages:
             except InvalidInput:
                 errors["timezone"] = "Choose a time zone from the list."
         return errors, course, address or ""
-
-    def _send_confirmation(
-        self, course: Course, address: str, name: str, token: str, now: datetime
-    ) -> None:
-        result = self.rt.send_confirmation(course, address, name, token, now)
-        if result.status is not SendStatus.SENT:
-            log.warning("confirmation email to %s not sent: %s", address, result.reply)
 
     def _answer(self, request: Request, wants_json: bool, status: int, **context: Any) -> Response:
         errors = context.get("errors", {})

@@ -82,8 +82,9 @@ def test_drip_run_serves_sends_and_stops_cleanly(database_url, smtp_server, tmp_
     assert "finishing the pass under way" in output
 
 
-def confirm_path(smtp_server) -> str:
-    text = smtp_server.messages[-1].message.get_body(("plain",)).get_content()
+def confirm_path(smtp_server, count: int = 1) -> str:
+    """The confirm link of the `count`th message, once the service has sent it."""
+    text = smtp_server.wait_for(count)[count - 1].message.get_body(("plain",)).get_content()
     found = re.search(r"http://127\.0\.0\.1:\d+(/confirm/[A-Za-z0-9_-]+)", text)
     assert found, text
     return found[1]

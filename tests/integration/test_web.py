@@ -14,7 +14,7 @@ from drip.models import Subscription, SubscriptionState
 from drip.runtime import Runtime
 from drip.web import create_app
 
-from conftest import T0
+from conftest import T0, PassNow
 
 
 class Clock:
@@ -232,6 +232,7 @@ def test_switching_course_starts_the_other_at_lesson_one(
     copytree(BUNDLED_COURSES / "bone-health", courses / "bone-health")
     write_course(courses / "tiny")
     rt = make_runtime(database_url, tmp_path, smtp_url=smtp_server.url, courses_dir=courses)
+    rt.waker = PassNow(rt)
     try:
         rt.clock = clock
         with TestClient(create_app(rt), base_url="https://drip.example.org") as client:

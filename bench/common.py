@@ -110,6 +110,9 @@ class Database:
                 _copy(engine, "subscriptions", memberships)
         if self.kind != "sqlite":
             with engine.begin() as conn:
+                for table in ("subscribers", "subscriptions"):  # ids were given: move sequences
+                    conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                      f"(SELECT max(id) FROM {table}))"))  # fmt: skip
                 conn.execute(text("ANALYZE subscribers; ANALYZE subscriptions"))
         engine.dispose()
         return time.perf_counter() - started

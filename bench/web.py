@@ -1,0 +1,149 @@
+"""POST /subscribe under load while a dispatch pass is sending, next to a bare endpoint.
+
+For SQLite with one uvicorn worker and PostgreSQL with one and four, in one run: a `drip run
+--no-web` worker sends a large backlog to an SMTP sink; wrk (50 connections, unique addresses)
+posts signups, then asks the bare endpoint of the same server; a probe meanwhile times GET
+/healthz. Prints requests/s, p50/p99, errors, and the ratio to the bare endpoint.
+Needs wrk (Debian: apt-get install wrk; `make bench` installs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from common import NOW, ROOT, Database, Sink, free_port
+
+DRIP = str(Path(sys.executable).parent / "drip")
+SIGNUP_SCRIPT = """
+local n = 0
+function setup(thread) thread:set("id", tostring(math.random(1, 1e9))) end
+function request()
+  n = n + 1
+  local body = '{"email": "w' .. id .. '-' .. n .. '@example.org", "course": "bone-health"}'
+  return wrk.format("POST", "/subscribe", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def wrk(url: str, seconds: int, script: Path | None = None) -> dict[str, float]:
+    """wrk's figures: requests/s, p50 and p99 in ms, and errors (socket errors and non-2xx)."""
+    args = ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency", url]
+    out = subprocess.run(args + (["-s", str(script)] if script else []), capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+
+
+    def latency(label: str) -> float:
+        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+        if found is None:
+            raise SystemExit(f"wrk said nothing of the {label}th percentile:\n{out}")
+        return float(found[1]) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000}[found[2]]
+
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return {"rate": rate, "p50": latency("50"), "p99": latency("99"),
+            "errors": errors + (int(non2xx.group(1)) if non2xx else 0)}  # fmt: skip
+
+
+class Probe(threading.Thread):
+    """GET /healthz ten times a second; its latencies in ms."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.stop, self.times, self.failures = url, threading.Event(), [], 0
+
+    def run(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self.stop.wait(0.1):
+                started = time.perf_counter()
+                try:
+                    client.get(self.url)
+                except httpx.TransportError:
+                    self.failures += 1
+                self.times.append((time.perf_counter() - started) * 1000)
+
+    def p99(self) -> float:
+        ordered = sorted(self.times)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else -1
+
+
+def run(kind: str, workers: int, backlog: int, seconds: int, folder: Path) -> str:
+    db = Database(kind, folder)
+    db.seed(backlog, "bone-health", NOW)
+    sink, port = Sink(delay_ms=1), free_port()
+    env = {**os.environ, "DRIP_DATABASE_URL": db.url, "DRIP_SMTP_URL": sink.url,
+           "DRIP_BASE_URL": f"http://127.0.0.1:{port}", "DRIP_OUTBOX_DIR": str(folder / "out"),
+           "DRIP_SIGNUP_LIMIT_PER_CLIENT": "100000000", "DRIP_TICK_SECONDS": "1",
+           "DRIP_CONFIG": str(folder / "absent.toml")}  # fmt: skip
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+    worker = subprocess.Popen([DRIP, "run", "--no-web"], **quiet)  # type: ignore[call-overload]
+    web = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "web_app:make_app", "--app-dir",
+         str(ROOT / "bench"), "--port", str(port), "--workers", str(workers),
+         "--log-level", "warning", "--no-access-log"], **quiet,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(base + "/healthz")
+        script = folder / "signup.lua"
+        script.write_text(SIGNUP_SCRIPT)
+        probe = Probe(base + "/healthz")
+        probe.start()
+        drip = wrk(base + "/subscribe", seconds, script)
+        probe.stop.set()
+        bare = wrk(base + "/bare", seconds)
+    finally:
+        for process in (web, worker):
+            process.terminate()
+            process.wait(timeout=60)
+        sent = sink.stop()
+        db.drop()
+    label = f"{kind}, {workers} worker{'s' if workers > 1 else ''}"
+    return (f"| {label} | {drip['rate']:,.0f} | {drip['p50']:.0f} | {drip['p99']:.0f} | "
+            f"{drip['errors']:.0f} | {bare['rate']:,.0f} | {bare['p99']:.0f} | "
+            f"{drip['rate'] / bare['rate']:.2f} | {probe.p99():.0f} | {sent:,} |")  # fmt: skip
+
+
+def _wait(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)  # waiting for the server processes to listen
+    raise SystemExit(f"the server did not answer at {url}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--backlog", type=int, default=20_000, help="lessons due meanwhile")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/web.py needs wrk: apt-get install wrk")
+    print(
+        "| database, uvicorn | POST /subscribe req/s | p50 ms | p99 ms | errors | bare req/s "
+        "| bare p99 ms | ratio | /healthz p99 ms | lessons sent meanwhile |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as folder:
+        for kind, workers in (("sqlite", 1), ("postgresql", 1), ("postgresql", 4)):
+            sub = Path(folder) / f"{kind}-{workers}"
+            sub.mkdir()
+            print(run(kind, workers, args.backlog, args.seconds, sub), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -55,6 +55,8 @@ lint: install-test
 	MYPYPATH=build/typecheck $(BIN)/mypy tests bench
 
 bench: install-test
+	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null \
+	  || { echo "bench/web.py needs wrk: sudo apt-get install -y wrk" >&2; exit 1; }
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/dispatch.py --db sqlite
 	$(BIN)/python bench/dispatch.py --db postgresql
@@ -62,6 +64,7 @@ bench: install-test
 	$(BIN)/python bench/idle.py --db postgresql
 	$(BIN)/python bench/scale.py --connections 1
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info outbox drip.db drip.db-wal drip.db-shm

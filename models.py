@@ -69,6 +69,21 @@ class DeliveryState(enum.StrEnum):
     BOUNCED = "bounced"  # refused permanently for this recipient
 
 
+class SuppressionReason(enum.StrEnum):
+    HARD_BOUNCE = "hard_bounce"  # the mailbox does not exist, or soft bounces too many times
+    COMPLAINT = "complaint"  # the person pressed "spam"
+    MANUAL = "manual"  # the operator's choice (drip suppress add, or an imported list)
+
+
+class FeedbackKind(enum.StrEnum):
+    """What came back about a message the relay had accepted."""
+
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    COMPLAINT = "complaint"
+    DELIVERED = "delivered"
+
+
 LIVE_STATES = (
     SubscriptionState.PENDING,
     SubscriptionState.ACTIVE,
@@ -143,6 +158,7 @@ class Subscription(Base):
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     retry_attempts: Mapped[int] = mapped_column(Integer, default=0)  # for the current lesson
+    soft_bounces: Mapped[int] = mapped_column(Integer, default=0)  # in a row, reported later
     confirm_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
     unsubscribe_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
     manage_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
@@ -172,6 +188,42 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     subscription: Mapped[Subscription] = relationship(back_populates="deliveries")
+
+
+class Suppression(Base):
+    """An address drip never sends to, whatever it subscribes to."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)  # Subscriber.key_for
+    email: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[SuppressionReason] = mapped_column(_enum(SuppressionReason))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FeedbackEvent(Base):
+    """A bounce, complaint or delivery report received after the relay accepted a message;
+    `key` identifies the event, so the same report delivered twice is stored (and acted on)
+    once."""
+
+    __tablename__ = "feedback_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[FeedbackKind] = mapped_column(_enum(FeedbackKind))
+    source: Mapped[str] = mapped_column(String(20))  # dsn, arf, smtp, ses, postmark, ...
+    recipient: Mapped[str] = mapped_column(String(320))
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL"), nullable=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default="")
+    diagnostic: Mapped[str] = mapped_column(String(500), default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 IMMEDIATE = {"drip_sqlite_immediate": True}

@@ -52,6 +52,7 @@ class Event(enum.StrEnum):
     GAVE_UP = "gave up"  # temporary failures for longer than the retry budget
     BOUNCED = "bounced"  # refused permanently for this recipient
     COMPLETE = "complete"  # marked done from outside (an imported list)
+    REPORTED_BOUNCE = "reported bounce"  # a bounce reported after the relay accepted a message
 
 
 class Facts(Protocol):
@@ -87,7 +88,8 @@ class Change:
         return values
 
 
-# The events each state accepts; any other event changes nothing.
+# The events each state accepts; any other event changes nothing. A bounce reported later
+# ends any live subscription, whatever it is doing now.
 ACCEPTS: dict[SubscriptionState, frozenset[Event]] = {
     State.PENDING: frozenset(
         {
@@ -110,58 +112,66 @@ ACCEPTS: dict[SubscriptionState, frozenset[Event]] = {
             Event.GAVE_UP,
             Event.BOUNCED,
             Event.COMPLETE,
+            Event.REPORTED_BOUNCE,
         }
     ),
-    State.PAUSED: frozenset({Event.RESUME, Event.UNSUBSCRIBE}),
-    State.FAILED: frozenset({Event.RETRY, Event.UNSUBSCRIBE, Event.PAUSE}),
+    State.PAUSED: frozenset({Event.RESUME, Event.UNSUBSCRIBE, Event.REPORTED_BOUNCE}),
+    State.FAILED: frozenset({Event.RETRY, Event.UNSUBSCRIBE, Event.PAUSE, Event.REPORTED_BOUNCE}),
 }
 
 
 def decide(
-    facts: Facts, event: Event, now: datetime, course: Course, *, attempt: int = 0,
+    facts: Facts, event: Event, now: datetime, course: Course | None, *, attempt: int = 0,
     retry_at: datetime | None = None,
 ) -> Change | None:  # fmt: skip
     """The transition `event` causes at `now`, or None. `attempt` counts failures of the current
-    lesson (DEFERRED, GAVE_UP); `retry_at` is when a deferred lesson is tried again."""
+    lesson (DEFERRED, GAVE_UP); `retry_at` is when a deferred lesson is tried again. Without
+    its course (no longer loaded), only the events that end a subscription are decided."""
     if event not in ACCEPTS.get(facts.state, frozenset()):
         return None
+    if event in ENDINGS:
+        return Change(ENDINGS[event], None, ended_at=now)
     if facts.state is State.PENDING and event is not Event.CONFIRM:
         return _confirmation(event, now, attempt, retry_at)
-    send_time = facts.send_time or course.send_time
     if event is Event.CONFIRM:
         return Change(State.ACTIVE, now, confirmed_at=now, retry_attempts=0)
-    if event is Event.UNSUBSCRIBE:
-        return Change(State.UNSUBSCRIBED, None, ended_at=now)
     if event is Event.PAUSE:
         return Change(State.PAUSED, None)
     if event is Event.RETRY:
         return Change(State.ACTIVE, now, retry_attempts=0)
-    if event in (Event.RESUME, Event.RESCHEDULE):
-        due = resume_due(now, zone(facts.timezone), send_time, course.interval_days,
-                         facts.last_sent_at)  # fmt: skip
-        return Change(State.ACTIVE, due)
+    if event is Event.DEFERRED:
+        return Change(State.ACTIVE, retry_at or now, retry_attempts=attempt)
+    if event is Event.GAVE_UP:
+        return Change(State.FAILED, None, retry_attempts=attempt)
+    return None if course is None else _lesson_schedule(facts, event, now, course)
+
+
+# Events that end a subscription, whatever it is doing, to the state they end it in.
+ENDINGS = {
+    Event.UNSUBSCRIBE: State.UNSUBSCRIBED,
+    Event.REPORTED_BOUNCE: State.BOUNCED,
+    Event.BOUNCED: State.BOUNCED,
+    Event.COMPLETE: State.COMPLETED,
+}
+
+
+def _lesson_schedule(facts: Facts, event: Event, now: datetime, course: Course) -> Change:
+    """Resume, reschedule or a sent lesson: when the next lesson is due, by the course."""
+    send_time = facts.send_time or course.send_time
     if event is Event.SENT:
         if facts.current_day + 1 >= course.total_days:
             return Change(State.COMPLETED, None, ended_at=now, retry_attempts=0)
         due = _next_lesson_due(now, facts.timezone, send_time, course.interval_days)
         return Change(State.ACTIVE, due, retry_attempts=0)
-    if event is Event.DEFERRED:
-        return Change(State.ACTIVE, retry_at or now, retry_attempts=attempt)
-    if event is Event.GAVE_UP:
-        return Change(State.FAILED, None, retry_attempts=attempt)
-    if event is Event.COMPLETE:
-        return Change(State.COMPLETED, None, ended_at=now)
-    return Change(State.BOUNCED, None, ended_at=now)
+    due = resume_due(now, zone(facts.timezone), send_time, course.interval_days,
+                     facts.last_sent_at)  # fmt: skip
+    return Change(State.ACTIVE, due)
 
 
 def _confirmation(
     event: Event, now: datetime, attempt: int, retry_at: datetime | None
 ) -> Change | None:
     """A pending subscription's next_due_at is when its confirmation email is due."""
-    if event is Event.UNSUBSCRIBE:
-        return Change(State.UNSUBSCRIBED, None, ended_at=now)
-    if event is Event.BOUNCED:
-        return Change(State.BOUNCED, None, ended_at=now)
     if event is Event.REQUEST:
         return Change(State.PENDING, now, retry_attempts=0)
     if event is Event.DEFERRED:
@@ -175,7 +185,9 @@ def _next_lesson_due(sent_at: datetime, timezone: str, send_time: time, interval
     return next_lesson_due(sent_at, zone(timezone), send_time, interval)
 
 
-def apply(subscription: Subscription, event: Event | str, course: Course, now: datetime) -> bool:
+def apply(
+    subscription: Subscription, event: Event | str, course: Course | None, now: datetime
+) -> bool:
     """Decide and write one subscription's transition, with a log line; False if none."""
     change = decide(subscription, Event(event), now, course)
     if change is None:

@@ -41,7 +41,6 @@ def wrk(url: str, seconds: int, script: Path | None = None) -> dict[str, float]:
     out = subprocess.run(args + (["-s", str(script)] if script else []), capture_output=True,
                          text=True, check=True).stdout  # fmt: skip
 
-
     def latency(label: str) -> float:
         found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
         if found is None:
@@ -60,7 +59,8 @@ class Probe(threading.Thread):
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
-        self.url, self.stop, self.times, self.failures = url, threading.Event(), [], 0
+        self.url, self.stop, self.failures = url, threading.Event(), 0
+        self.times: list[float] = []
 
     def run(self) -> None:
         with httpx.Client(timeout=10) as client:
@@ -85,12 +85,12 @@ def run(kind: str, workers: int, backlog: int, seconds: int, folder: Path) -> st
            "DRIP_BASE_URL": f"http://127.0.0.1:{port}", "DRIP_OUTBOX_DIR": str(folder / "out"),
            "DRIP_SIGNUP_LIMIT_PER_CLIENT": "100000000", "DRIP_TICK_SECONDS": "1",
            "DRIP_CONFIG": str(folder / "absent.toml")}  # fmt: skip
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
-    worker = subprocess.Popen([DRIP, "run", "--no-web"], **quiet)  # type: ignore[call-overload]
+    quiet = subprocess.DEVNULL
+    worker = subprocess.Popen([DRIP, "run", "--no-web"], stdout=quiet, stderr=quiet, env=env)
     web = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "web_app:make_app", "--app-dir",
          str(ROOT / "bench"), "--port", str(port), "--workers", str(workers),
-         "--log-level", "warning", "--no-access-log"], **quiet,
+         "--log-level", "warning", "--no-access-log"], stdout=quiet, stderr=quiet, env=env,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:

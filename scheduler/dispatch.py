@@ -35,6 +35,7 @@ from ..course.model import Course
 from ..emails import LessonRenderer, Links, Outgoing, render_confirmation
 from ..models import writer
 from ..send import SendResult, SendStatus, Transport
+from ..suppressions import end_suppressed_due
 from .queries import ALL_KINDS, Claim, claim_due, reconnecting, release, start_deliveries
 from .record import PassResult, record_outcomes
 from .schedule import RetryPolicy
@@ -102,6 +103,7 @@ class Dispatcher:
 
     def claim(self, now: datetime) -> list[Claim]:
         with Session(writer(self.engine)) as session, session.begin():
+            end_suppressed_due(session, now, dict(self.courses))
             return claim_due(session, now, self.batch_size, self.courses, self.lease,
                              _message_id, self.kinds)  # fmt: skip
 

@@ -10,14 +10,21 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Integer, Table, bindparam, insert, or_, select, text, tuple_, update
+from sqlalchemy import Integer, Table, bindparam, exists, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from ..course.model import Course
 from ..emails import Recipient
-from ..models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState
+from ..models import (
+    Delivery,
+    DeliveryState,
+    Subscriber,
+    Subscription,
+    SubscriptionState,
+    Suppression,
+)
 from ..subscriptions import confirmation_due_condition, due_condition
 
 log = logging.getLogger("drip.dispatch")
@@ -63,7 +70,8 @@ def due(now: datetime, limit: int, course_slugs: list[str], kinds: frozenset[str
     - due at `now`: a lesson (subscriptions.due_condition) and/or a confirmation email
       (confirmation_due_condition), as `kinds` says,
     - of a course this process has loaded,
-    - not leased by a live worker (no lease, or its deadline has passed);
+    - not leased by a live worker (no lease, or its deadline has passed),
+    - not of a suppressed address (suppressions.end_suppressed_due ends those);
     oldest due first, at most `limit`, locked for this transaction and skipped by the others."""
     return (
         select(
@@ -85,6 +93,7 @@ def due(now: datetime, limit: int, course_slugs: list[str], kinds: frozenset[str
             or_(*(condition(now) for kind, condition in DUE_KINDS.items() if kind in kinds)),
             Subscription.course_slug.in_(course_slugs),
             or_(Subscription.leased_until.is_(None), Subscription.leased_until <= now),
+            ~exists().where(Suppression.email_key == Subscriber.email_key),
         )
         .order_by(Subscription.next_due_at)
         .limit(limit)

@@ -20,6 +20,7 @@ LAYERS = [
     {"emails"},
     {"send", "ratelimit"},
     {"subscriptions"},
+    {"suppressions", "reports"},
     {"scheduler"},
     {"stats", "transfer"},
     {"metrics"},
@@ -27,7 +28,15 @@ LAYERS = [
     {"commands", "web"},
     {"cli", ""},
 ]
-SQL_MODULES = {"scheduler.queries", "subscriptions", "stats", "transfer", "models"}
+SQL_MODULES = {
+    "scheduler.queries",
+    "subscriptions",
+    "suppressions",
+    "reports",
+    "stats",
+    "transfer",
+    "models",
+}
 SQL_NAMES = {"select", "insert", "update", "delete", "text", "func", "case", "tuple_", "and_",
              "or_", "bindparam"}  # fmt: skip
 

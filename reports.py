@@ -1,0 +1,117 @@
+"""What the outside world reports about messages drip sent, after the relay accepted them:
+bounces, complaints and deliveries, from returned mail (DSN, ARF) or a provider's webhook.
+
+Every source turns what it received into `Report`s; `record` stores each one once (its key) and
+acts on it:
+1. a hard bounce ends that subscription (bounced) and suppresses the address;
+2. a soft bounce is counted; the third in a row counts as hard;
+3. a complaint unsubscribes the address from every course and suppresses it;
+4. a delivery report clears the count of soft bounces.
+The same report delivered twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import suppressions
+from .course.model import Course
+from .models import Delivery, FeedbackEvent, FeedbackKind, Subscription, SuppressionReason
+from .subscriptions import Event, apply
+
+log = logging.getLogger("drip.reports")
+SOFT_BOUNCES_ARE_HARD = 3
+
+
+@dataclass(frozen=True)
+class Report:
+    kind: FeedbackKind
+    recipient: str
+    source: str  # dsn, arf, smtp, ses, postmark, mailgun, sendgrid
+    key: str  # the event's identity: a provider's event id, or a digest of its contents
+    status: str = ""  # e.g. 5.1.1
+    diagnostic: str = ""  # the remote server's words
+    message_id: str | None = None  # our Message-ID, when the report quotes it
+    delivery: tuple[int, int] | None = None  # (subscription id, day), from the VERP address
+
+
+class Outcome(enum.StrEnum):
+    DUPLICATE = "duplicate"  # seen before: nothing done
+    RECORDED = "recorded"  # stored; nothing more to do (a delivery, a soft bounce counted)
+    ENDED = "ended"  # a subscription ended or an address was suppressed
+
+
+def record(session: Session, report: Report, now: datetime, courses: dict[str, Course]) -> Outcome:
+    """Store `report` once and act on it (see the module's rules); the caller commits."""
+    if session.scalar(select(FeedbackEvent.id).where(FeedbackEvent.key == report.key[:128])):
+        return Outcome.DUPLICATE
+    delivery = find_delivery(session, report)
+    subscription = session.get(Subscription, delivery.subscription_id) if delivery else None
+    try:
+        with session.begin_nested():
+            session.add(_event(report, delivery, now))
+    except IntegrityError:  # stored meanwhile by another process
+        return Outcome.DUPLICATE
+    log.info("%s for %s (%s %s): %s", report.kind, report.recipient, report.source,
+             report.status, report.diagnostic[:200],
+             extra={"event": str(report.kind), "recipient": report.recipient,
+                    "source": report.source, "status": report.status,
+                    "subscription_id": subscription.id if subscription else None})  # fmt: skip
+    return _act(session, report, subscription, now, courses)
+
+
+def _act(
+    session: Session, report: Report, sub: Subscription | None, now: datetime,
+    courses: dict[str, Course],
+) -> Outcome:  # fmt: skip
+    if report.kind is FeedbackKind.DELIVERED:
+        if sub is not None:
+            sub.soft_bounces = 0
+        return Outcome.RECORDED
+    if report.kind is FeedbackKind.SOFT_BOUNCE:
+        if sub is None:
+            return Outcome.RECORDED
+        sub.soft_bounces += 1
+        if sub.soft_bounces < SOFT_BOUNCES_ARE_HARD:
+            return Outcome.RECORDED
+    reason = (SuppressionReason.COMPLAINT if report.kind is FeedbackKind.COMPLAINT
+              else SuppressionReason.HARD_BOUNCE)  # fmt: skip
+    address = sub.subscriber.email if sub is not None else report.recipient
+    if sub is not None and reason is SuppressionReason.HARD_BOUNCE:
+        apply(sub, Event.REPORTED_BOUNCE, courses.get(sub.course_slug), now)
+    detail = f"{report.source} {report.status} {report.diagnostic}".strip()
+    suppressions.suppress(session, address, reason, detail, now, courses)
+    return Outcome.ENDED
+
+
+def find_delivery(session: Session, report: Report) -> Delivery | None:
+    """The delivery a report is about: by the VERP address first (it survives mangled
+    reports), then by our Message-ID. None when neither matches: nothing is guessed."""
+    if report.delivery is not None:
+        subscription_id, day = report.delivery
+        found = session.scalar(select(Delivery).where(
+            Delivery.subscription_id == subscription_id, Delivery.day == day))  # fmt: skip
+        if found is not None:
+            return found
+    if report.message_id:
+        wanted = report.message_id.strip()
+        wanted = wanted if wanted.startswith("<") else f"<{wanted}>"
+        return session.scalar(select(Delivery).where(Delivery.message_id == wanted))
+    return None
+
+
+def _event(report: Report, delivery: Delivery | None, now: datetime) -> FeedbackEvent:
+    return FeedbackEvent(
+        key=report.key[:128], kind=report.kind, source=report.source[:20],
+        recipient=report.recipient[:320],
+        subscription_id=delivery.subscription_id if delivery else None,
+        delivery_id=delivery.id if delivery else None, status=report.status[:20],
+        diagnostic=" ".join(report.diagnostic.split())[:500], received_at=now,
+    )  # fmt: skip

@@ -1,0 +1,97 @@
+"""Bounces and complaints reported after the relay accepted a lesson: stored once, acted on,
+and the suppressed address gets nothing more, from any course."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from drip import reports, suppressions
+from drip.models import FeedbackEvent, FeedbackKind, SubscriptionState, SuppressionReason
+from drip.reports import Outcome, Report
+from drip.runtime import Runtime
+
+from conftest import T0
+from helpers import ALICE, BOB, deliveries, subscribe, subscription
+
+LATER = T0 + timedelta(days=3)
+
+
+def report(rt: Runtime, kind: FeedbackKind, key: str, **fields) -> Outcome:
+    with rt.sessions() as session, session.begin():
+        return reports.record(session, Report(kind=kind, source="dsn", key=key, **fields), LATER,
+                              rt.courses)  # fmt: skip
+
+
+def test_a_hard_bounce_ends_the_subscription_and_suppresses_the_address(
+    runtime: Runtime, smtp_server
+) -> None:
+    alice, bob = subscribe(runtime, ALICE), subscribe(runtime, BOB)
+    assert runtime.dispatcher.run_pass(T0).sent == 2
+    (first,) = deliveries(runtime, alice)
+    outcome = report(runtime, FeedbackKind.HARD_BOUNCE, "b1", recipient=ALICE, status="5.1.1",
+                     diagnostic="550 5.1.1 no such user", delivery=(alice, 1))  # fmt: skip
+    assert outcome is Outcome.ENDED
+    assert subscription(runtime, alice).state is SubscriptionState.BOUNCED
+    assert report(runtime, FeedbackKind.HARD_BOUNCE, "b1", recipient=ALICE) is Outcome.DUPLICATE
+    with runtime.sessions() as session:
+        entry = suppressions.find(session, ALICE.upper())
+        assert entry is not None and entry.reason is SuppressionReason.HARD_BOUNCE
+        event = session.scalars(select(FeedbackEvent)).one()
+        assert (event.delivery_id, event.status) == (first.id, "5.1.1")
+    sent_before = len(smtp_server.messages)
+    runtime.dispatcher.run_pass(LATER)
+    assert {m.envelope_recipients[0] for m in smtp_server.messages[sent_before:]} == {BOB}
+    assert subscription(runtime, bob).state is SubscriptionState.ACTIVE
+
+
+def test_the_message_id_finds_the_delivery_when_there_is_no_verp(runtime: Runtime, smtp_server):
+    alice = subscribe(runtime, ALICE)
+    runtime.dispatcher.run_pass(T0)
+    (first,) = deliveries(runtime, alice)
+    report(runtime, FeedbackKind.HARD_BOUNCE, "m1", recipient="someone-else@example.com",
+           message_id=first.message_id.strip("<>"))  # fmt: skip
+    assert subscription(runtime, alice).state is SubscriptionState.BOUNCED
+
+
+def test_three_soft_bounces_in_a_row_count_as_hard(runtime: Runtime, smtp_server) -> None:
+    alice = subscribe(runtime, ALICE)
+    runtime.dispatcher.run_pass(T0)
+    soft = {"recipient": ALICE, "status": "4.2.2", "delivery": (alice, 1)}
+    assert report(runtime, FeedbackKind.SOFT_BOUNCE, "s1", **soft) is Outcome.RECORDED
+    assert report(runtime, FeedbackKind.SOFT_BOUNCE, "s2", **soft) is Outcome.RECORDED
+    report(runtime, FeedbackKind.DELIVERED, "d1", recipient=ALICE, delivery=(alice, 1))
+    assert report(runtime, FeedbackKind.SOFT_BOUNCE, "s3", **soft) is Outcome.RECORDED
+    assert subscription(runtime, alice).state is SubscriptionState.ACTIVE, "the count was reset"
+    report(runtime, FeedbackKind.SOFT_BOUNCE, "s4", **soft)
+    assert report(runtime, FeedbackKind.SOFT_BOUNCE, "s5", **soft) is Outcome.ENDED
+    assert subscription(runtime, alice).state is SubscriptionState.BOUNCED
+
+
+def test_a_complaint_unsubscribes_from_every_course(runtime: Runtime, smtp_server) -> None:
+    first = subscribe(runtime, ALICE)
+    with runtime.sessions() as session, session.begin():  # the same person, a second course
+        sub = session.get(type(subscription(runtime, first)), first)
+        assert sub is not None
+        sub.course_slug = "bone-health-copy"
+    second = subscribe(runtime, ALICE)
+    runtime.dispatcher.run_pass(T0)
+    assert report(runtime, FeedbackKind.COMPLAINT, "c1", recipient=ALICE) is Outcome.ENDED
+    assert subscription(runtime, second).state is SubscriptionState.UNSUBSCRIBED
+    with runtime.sessions() as session:
+        assert suppressions.is_suppressed(session, ALICE)
+
+
+def test_a_suppressed_address_is_marked_at_the_claim(runtime: Runtime, smtp_server) -> None:
+    alice, bob = subscribe(runtime, ALICE), subscribe(runtime, BOB)
+    with runtime.sessions() as session, session.begin():  # straight into the table
+        session.add(suppressions.Suppression(
+            email_key=ALICE, email=ALICE, reason=SuppressionReason.MANUAL, detail="",
+            created_at=T0))  # fmt: skip
+    assert runtime.dispatcher.run_pass(T0).sent == 1
+    assert [m.envelope_recipients[0] for m in smtp_server.messages] == [BOB]
+    assert subscription(runtime, alice).state is SubscriptionState.UNSUBSCRIBED
+    assert subscription(runtime, bob).current_day == 1
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(FeedbackEvent)) == 0

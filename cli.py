@@ -13,12 +13,13 @@ from .commands import Handler
 from .commands import course as course_commands
 from .commands import service as service_commands
 from .commands import subscribers as subscriber_commands
+from .commands import suppress as suppress_commands
 from .config import Settings
 from .errors import ConfigError, CourseError, DripError, InvalidInput, UnknownCourse
 from .logs import setup_logging
 from .runtime import Runtime
 
-GROUPS = (course_commands, subscriber_commands, service_commands)
+GROUPS = (course_commands, subscriber_commands, suppress_commands, service_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

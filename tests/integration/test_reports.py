@@ -95,3 +95,33 @@ def test_a_suppressed_address_is_marked_at_the_claim(runtime: Runtime, smtp_serv
     assert subscription(runtime, bob).current_day == 1
     with runtime.sessions() as session:
         assert session.scalar(select(func.count()).select_from(FeedbackEvent)) == 0
+
+
+def test_drip_suppress_adds_lists_exports_and_removes(
+    database_url: str, tmp_path, smtp_server, monkeypatch, capsys
+) -> None:
+    from drip.cli import main
+
+    monkeypatch.setenv("DRIP_DATABASE_URL", database_url)
+    monkeypatch.setenv("DRIP_SMTP_URL", smtp_server.url)
+    monkeypatch.setenv("DRIP_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.delenv("DRIP_COURSES_DIR", raising=False)
+    assert main(["subscribe", ALICE, "--course", "bone-health", "--confirmed"]) == 0
+    assert main(["suppress", "add", ALICE.upper(), "--detail", "asked by phone"]) == 0
+    assert main(["suppress", "add", ALICE]) == 0
+    assert "already suppressed" in capsys.readouterr().out
+    assert main(["tick"]) == 0
+    assert smtp_server.messages == [], "a suppressed address was sent a lesson"
+    assert main(["suppress", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "asked by phone" in listed and "manual" in listed
+    csv_file = tmp_path / "list.csv"
+    csv_file.write_text("email,reason\nbob@example.net,complaint\nnot an address,\n")
+    assert main(["suppress", "import", str(csv_file)]) == 1  # one bad line, named
+    assert "list.csv:3" in capsys.readouterr().err
+    assert main(["suppress", "export"]) == 0
+    exported = capsys.readouterr().out
+    assert "bob@example.net,complaint" in exported and ALICE in exported.lower()
+    assert main(["suppress", "remove", ALICE]) == 0
+    assert main(["suppress", "remove", ALICE]) == 2
+    assert main(["suppress", "add"]) == 2

@@ -14,7 +14,6 @@ from datetime import datetime
 from email import message_from_bytes, policy
 from email.headerregistry import Address
 from email.message import EmailMessage
-from pathlib import Path
 
 from ..course.model import Course
 from ..errors import RenderError
@@ -52,8 +51,7 @@ def render_problems(course: Course, links: Links, now: datetime) -> list[str]:
         except RenderError as exc:
             problems.append(str(exc))
             continue
-        where = f"{lesson.source}:{lesson.body_line}"
-        problems += [f"{where}: {p}" for p in message_problems(outgoing.data)]
+        problems += _as_problems(f"{lesson.source}:{lesson.body_line}", outgoing.data)
     try:
         outgoing = render_confirmation(
             course, SAMPLE_SUBSCRIBER.email, HOSTILE_NAME, links.confirm("check"),
@@ -61,8 +59,16 @@ def render_problems(course: Course, links: Links, now: datetime) -> list[str]:
         )  # fmt: skip
     except RenderError as exc:
         return [*problems, f"{exc.source}:{exc.line or 1}: confirmation email: {exc.reason}"]
-    where = f"{Path(course.path) / 'course.toml'}:1: confirmation email"
-    return problems + [f"{where}: {p}" for p in message_problems(outgoing.data)]
+    where = f"{course.path / 'course.toml'}:1: confirmation email"
+    return problems + _as_problems(where, outgoing.data)
+
+
+def _as_problems(where: str, data: bytes) -> list[str]:
+    try:
+        found = message_problems(data)
+    except Exception as exc:  # bytes the standard library's parser chokes on are a problem too
+        found = [f"the email does not parse: {type(exc).__name__}: {exc}"]
+    return [f"{where}: {problem}" for problem in found]
 
 
 def message_problems(data: bytes) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import stats, subscriptions
 from ..course import lint, load_course
 from ..emails import Outgoing, Recipient
+from ..emails.check import render_problems
 from ..errors import CourseError, InvalidInput
 from ..runtime import Runtime
 from ..send import SendStatus
@@ -28,13 +29,15 @@ def cmd_init(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def cmd_check(args: argparse.Namespace, rt: Runtime) -> int:
+    """Load, then build every email for a hostile sample subscriber: a course that passes
+    sends without a template or encoding error."""
     try:
         courses = [load_course(args.path)] if args.path else list(rt.courses.values())
     except CourseError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
-        return 1
+        return _problems(exc.problems)
+    problems = [p for c in courses for p in render_problems(c, rt.links, rt.clock())]
+    if problems:
+        return _problems(problems)
     for course in courses:
         found = lint.warnings(course)
         for warning in found:
@@ -45,6 +48,13 @@ def cmd_check(args: argparse.Namespace, rt: Runtime) -> int:
             + (f", {len(found)} warning(s)" if found else "")
         )
     return 0
+
+
+def _problems(problems: list[str]) -> int:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"{len(problems)} problem(s) found", file=sys.stderr)
+    return 1
 
 
 def cmd_courses(args: argparse.Namespace, rt: Runtime) -> int:
@@ -71,7 +81,7 @@ def cmd_preview(args: argparse.Namespace, rt: Runtime) -> int:
         return 0
     message = outgoing.as_message()
     if args.format == "eml":
-        sys.stdout.write(outgoing.data.decode("ascii").replace("\r\n", "\n"))
+        sys.stdout.write(outgoing.data.decode("utf-8", "replace").replace("\r\n", "\n"))
     else:
         part = message.get_body(preferencelist=("plain" if args.format == "text" else "html",))
         sys.stdout.write(part.get_content() if part is not None else "")

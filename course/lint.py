@@ -46,7 +46,7 @@ def warnings(course: Course) -> list[str]:
 
 def _images(course: Course, lesson: Lesson) -> list[str]:
     found = []
-    offset = _body_offset(lesson)
+    offset = lesson.body_line - 1
     for token in MARKDOWN.parse(lesson.body):
         line = offset + (token.map[0] if token.map else 0) + 1
         for child in token.children or []:
@@ -58,16 +58,6 @@ def _images(course: Course, lesson: Lesson) -> list[str]:
             if is_relative(src) and not (course.path / src).is_file():
                 found.append(f"{lesson.source}:{line}: warning: image {src!r} not found")
     return found
-
-
-def _body_offset(lesson: Lesson) -> int:
-    """The file line before the body's first line (the body follows the front matter)."""
-    text = lesson.source.read_text(encoding="utf-8").splitlines()
-    first = lesson.body.splitlines()[0] if lesson.body.strip() else ""
-    for number, line in enumerate(text):
-        if number > 0 and line == first:
-            return number
-    return 0
 
 
 def _words(text: str) -> set[str]:

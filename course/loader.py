@@ -15,13 +15,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from email_validator import EmailNotValidError, validate_email
-from jinja2 import TemplateSyntaxError, meta
 from markdown_it import MarkdownIt
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 from ..errors import CourseError
 from .model import Course, Lesson
-from .placeholders import PLACEHOLDERS, lesson_environment
+from .placeholders import template_problems
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 SEND_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -185,11 +184,21 @@ def _read_lesson(path: Path, report: Report) -> Lesson | None:
         report.add(
             path, lines.get("teaser", 1), "teaser is required after day 1 (shown the day before)"
         )
-    body = "\n".join(text.splitlines()[body_start:]).strip("\n") + "\n"
+    body, body_line = _read_body(text, body_start, path, report)
+    return Lesson(day=day, body=body, source=path, body_line=body_line, **fields)
+
+
+def _read_body(text: str, start: int, path: Path, report: Report) -> tuple[str, int]:
+    """The body (the lines from index `start`, without empty lines around it) and the file
+    line it starts on; its template is checked here, so that nothing fails when it is sent."""
+    lines = text.splitlines()[start:]
+    body = "\n".join(lines).strip("\n") + "\n"
     if not body.strip():
-        report.add(path, body_start + 1, "the lesson has no body")
-    _check_body_template(body, path, body_start + _leading_blank_lines(text, body_start), report)
-    return Lesson(day=day, body=body, source=path, **fields)
+        report.add(path, start + 1, "the lesson has no body")
+    body_line = start + next((i for i, line in enumerate(lines) if line), 0) + 1
+    for line, message in template_problems(body):
+        report.add(path, body_line + line - 1, message)
+    return body, body_line
 
 
 def _front_matter_lines(
@@ -209,27 +218,6 @@ def _front_matter_lines(
         return None
     lines = {str(key.value): key.start_mark.line + 2 for key, _ in node.value}
     return values, lines
-
-
-def _check_body_template(body: str, path: Path, first_line: int, report: Report) -> None:
-    environment = lesson_environment()
-    try:
-        names = meta.find_undeclared_variables(environment.parse(body))
-    except TemplateSyntaxError as exc:
-        report.add(path, first_line + (exc.lineno or 1), f"template error: {exc.message}")
-        return
-    for name in sorted(names - set(PLACEHOLDERS)):
-        line = next((i for i, text in enumerate(body.splitlines(), 1) if name in text), 1)
-        report.add(
-            path,
-            first_line + line,
-            f"unknown placeholder {name!r} (known: {', '.join(PLACEHOLDERS)})",
-        )
-
-
-def _leading_blank_lines(text: str, start: int) -> int:
-    lines = text.splitlines()[start:]
-    return next((i for i, line in enumerate(lines) if line.strip()), 0)
 
 
 def _toml_error_line(exc: Exception) -> int:

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 @dataclass(frozen=True)
 class Lesson:
-    """One day's email. `body` is the Markdown source after the front matter."""
+    """One day's email. `body` is the Markdown source after the front matter; `body_line` is
+    the file line its first line is on, so problems found later can name the file line."""
 
     day: int
     subject: str
@@ -19,6 +20,7 @@ class Lesson:
     body: str
     source: Path
     preheader: str = ""
+    body_line: int = 1
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,9 @@
 The costly work (the lesson template, Markdown, layout, CSS inlining) is done once per lesson,
 with a marker where each personal value goes; each message then only fills the markers in,
 escaped for HTML. Subscriber data is therefore never rendered as a template.
+
+Any failure to build a message (the lesson's template, a value that cannot be encoded) is a
+RenderError naming the course file, so the one message fails and the others go on.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ..course.model import Course
-from ..course.placeholders import compile_body
+from ..course.placeholders import render_body
+from ..errors import RenderError
 from .links import Links
 from .markdown import to_html, to_text
 from .mime import (
@@ -81,21 +85,23 @@ class LessonRenderer:
     def render(
         self, course: Course, day: int, recipient: Recipient, *, message_id: str, now: datetime
     ) -> Outgoing:
-        """The lesson for `recipient`, as bytes ready to send."""
-        prepared = self._prepared_lesson(course, day)
-        values = self._values(recipient, day)
-        escaped = {name: html.escape(value) for name, value in values.items()}
-        personal = [
-            *_personal_headers(recipient.name, recipient.email, message_id, now),
-            f"List-Unsubscribe: <{values['unsubscribe_url']}>\n".encode(),
-        ]
-        text, page = prepared.text.fill(values), prepared.html.fill(escaped)
-        data = prepared.mime.build(personal, text, page)
+        """The lesson for `recipient`, as bytes ready to send; RenderError if it cannot be."""
+        with _Building(course, day):
+            prepared = self._prepared_lesson(course, day)
+            values = self._values(recipient, day)
+            escaped = {name: html.escape(value) for name, value in values.items()}
+            personal = [
+                *_personal_headers(recipient.name, recipient.email, message_id, now),
+                f"List-Unsubscribe: <{values['unsubscribe_url']}>\n".encode(),
+            ]
+            text, page = prepared.text.fill(values), prepared.html.fill(escaped)
+            data = prepared.mime.build(personal, text, page)
         return Outgoing(course.sender_email, recipient.email, message_id, data)
 
     def page(self, course: Course, day: int, recipient: Recipient) -> str:
         """The lesson's HTML as the email shows it, for the "view in your browser" page."""
-        page = self._prepared_lesson(course, day).page
+        with _Building(course, day):
+            page = self._prepared_lesson(course, day).page
         for name, value in self._values(recipient, day).items():
             page = page.replace(SLOT[name], html.escape(value))
         return page
@@ -123,9 +129,8 @@ class LessonRenderer:
 
     def _prepare(self, course: Course, day: int) -> _Prepared:
         lesson = course.lesson(day)
-        body = compile_body(lesson.body).render(
-            day=day, total_days=course.total_days, course_title=course.title, **SLOT
-        )
+        values = {"day": day, "total_days": course.total_days, "course_title": course.title}
+        body = render_body(lesson, {**values, **SLOT})
         context = {
             "course": course,
             "lesson": lesson,
@@ -164,18 +169,19 @@ def _list_headers(course: Course) -> list[bytes]:
 def render_confirmation(
     course: Course, email: str, name: str, confirm_url: str, *, message_id: str, now: datetime
 ) -> Outgoing:
-    """The double opt-in email: one link that activates the subscription."""
+    """The double opt-in email: one link that activates the subscription (or RenderError)."""
     context = {"course": course, "first_name": one_line(name), "confirm_url": confirm_url}
-    text = layouts.get_template("confirm.txt").render(**context)
-    page = _inliner.inline(layouts.get_template("confirm.html").render(**context))
-    mime = Multipart(
-        [
-            _from_header(course),
-            header("Subject", f"Confirm your subscription: {one_line(course.title)}"),
-            *_list_headers(course),
-        ]
-    )
-    data = mime.build(_personal_headers(name, email, message_id, now), qp(text), qp(page))
+    with _Building(course):
+        text = layouts.get_template("confirm.txt").render(**context)
+        page = _inliner.inline(layouts.get_template("confirm.html").render(**context))
+        mime = Multipart(
+            [
+                _from_header(course),
+                header("Subject", f"Confirm your subscription: {one_line(course.title)}"),
+                *_list_headers(course),
+            ]
+        )
+        data = mime.build(_personal_headers(name, email, message_id, now), qp(text), qp(page))
     return Outgoing(course.sender_email, email, message_id, data)
 
 
@@ -188,3 +194,28 @@ def _personal_headers(name: str, email: str, message_id: str, now: datetime) -> 
 
 def _from_header(course: Course) -> bytes:
     return header("From", formataddr((one_line(course.sender_name), course.sender_email)))
+
+
+class _Building:
+    """A `with` block that builds one message: whatever it raises becomes a RenderError naming
+    the course file the message comes from (the lesson's file, or course.toml), so it fails
+    that one message only. A RenderError from the lesson's template already names its line."""
+
+    def __init__(self, course: Course, day: int | None = None) -> None:
+        self.course, self.day = course, day
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
+        if not isinstance(exc, Exception) or isinstance(exc, RenderError):
+            return
+        if self.day is None:
+            source = self.course.path / "course.toml"
+        elif 1 <= self.day <= self.course.total_days:
+            source = self.course.lesson(self.day).source
+        else:
+            source = self.course.path
+        raise RenderError(
+            f"the email cannot be built: {type(exc).__name__}: {exc}", source
+        ) from exc

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from drip.cli import main
 from drip.models import Subscriber, Subscription, make_engine
 
-from conftest import write_course
+from conftest import lesson_file, write_course
 
 
 @pytest.fixture
@@ -123,6 +123,39 @@ def test_check_reports_problems_with_exit_1(tmp_path: Path, capsys) -> None:
     assert "day 2 is missing" in err and f"{folder / '03.md'}:1: teaser is required" in err
     assert main(["check", str(write_course(tmp_path / "ok"))]) == 0
     assert capsys.readouterr().out.startswith("ok: tiny: 'Tiny Course', 3 lessons")
+
+
+def test_check_and_preview_report_template_errors_in_one_line(tmp_path: Path) -> None:
+    """The real `drip` process: what would fail at send time fails `drip check`, one line per
+    problem with file and line, and `drip preview` says it in one line; never a traceback."""
+    drip = Path(sys.executable).parent / "drip"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIP_")}
+    run = lambda *a, **more: subprocess.run([str(drip), *a], cwd=tmp_path,  # noqa: E731
+        env=env | more, capture_output=True, text=True, timeout=60)  # fmt: skip
+    folder = write_course(tmp_path / "broken", days=3)
+    (folder / "02.md").write_text(lesson_file(2, body="Hi\n\n{{ day / 0 }}\n"), encoding="utf-8")
+    (folder / "03.md").write_text(lesson_file(3, body="{{ first_name.nope }}\n"), encoding="utf-8")
+    checked = run("check", str(folder))
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr + checked.stdout
+    assert checked.stderr.splitlines() == [
+        f"{folder / '02.md'}:10: template error: ZeroDivisionError: division by zero",
+        f"{folder / '03.md'}:8: template error: UndefinedError: "
+        "'str object' has no attribute 'nope'",
+        "2 problem(s) found",
+    ]
+    previewed = run("preview", "tiny", "2", DRIP_COURSES_DIR=str(folder))
+    assert previewed.returncode == 1 and previewed.stdout == ""
+    assert (
+        previewed.stderr
+        == f"drip: {folder / '02.md'}:10: template error: ZeroDivisionError: division by zero\n"
+    )
+    (folder / "02.md").write_text(
+        lesson_file(2, body='{% include "/etc/passwd" %}\n'), encoding="utf-8"
+    )
+    checked = run("check", str(folder))
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert f"{folder / '02.md'}:8: {{% include %}} is not allowed" in checked.stderr
+    assert run("check", str(write_course(tmp_path / "sound"))).returncode == 0
 
 
 def test_the_installed_command_runs(tmp_path: Path) -> None:

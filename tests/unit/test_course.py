@@ -95,3 +95,40 @@ def test_unparsable_toml_and_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(CourseError, match="no course folder"):
         load_courses(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    ("body", "tag"),
+    [
+        ('Hello\n{% include "secrets.txt" %}\n', "include"),
+        ('Hello\n{% import "macros.html" as m %}{{ m.x }}\n', "import"),
+        ('Hello\n{% from "macros.html" import x %}\n', "from"),
+        ('Hello\n{% extends "base.html" %}\n', "extends"),
+    ],
+)
+def test_tags_that_read_other_files_are_refused(tmp_path: Path, body: str, tag: str) -> None:
+    folder = write_course(tmp_path / "c", days=2)
+    (folder / "02.md").write_text(lesson_file(2, body=body), encoding="utf-8")
+    assert problems(folder) == [
+        f"{folder / '02.md'}:9: {{% {tag} %}} is not allowed: a lesson is one file"
+    ]
+
+
+def test_unknown_filter_and_placeholder_name_their_own_line(tmp_path: Path) -> None:
+    folder = write_course(tmp_path / "c", days=2)
+    body = "The word nickname in prose is fine.\n\n{{ nickname }}\n"
+    (folder / "01.md").write_text(lesson_file(1, body=body), encoding="utf-8")
+    (folder / "02.md").write_text(lesson_file(2, body="x\n{{ day | shout }}\n"), encoding="utf-8")
+    found = problems(folder)
+    assert any(
+        p.startswith(f"{folder / '01.md'}:10: unknown placeholder 'nickname'") for p in found
+    )
+    assert f"{folder / '02.md'}:9: template error: No filter named 'shout'." in found
+
+
+def test_lessons_know_the_file_line_their_body_starts_on(tmp_path: Path) -> None:
+    folder = write_course(tmp_path / "c", days=2)
+    (folder / "02.md").write_text(lesson_file(2, body="\n\n\nLate start\n"), encoding="utf-8")
+    course = load_course(folder)
+    assert [lesson.body_line for lesson in course.lessons] == [8, 11]
+    assert course.lesson(2).body == "Late start\n"

@@ -52,7 +52,7 @@ lint: install-test
 	$(BIN)/ruff format --check .
 	mkdir -p build/typecheck && ln -sfn ../.. build/typecheck/drip
 	MYPYPATH=build/typecheck $(BIN)/mypy -p drip
-	MYPYPATH=build/typecheck $(BIN)/mypy tests bench
+	MYPYPATH=build/typecheck:tests:bench $(BIN)/mypy --explicit-package-bases tests bench
 
 bench: install-test
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null \

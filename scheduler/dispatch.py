@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from ..course.model import Course
 from ..emails import LessonRenderer, Links, Outgoing, render_confirmation
+from ..errors import RenderError
 from ..models import writer
 from ..send import SendResult, SendStatus, Transport
 from ..suppressions import end_suppressed_due
@@ -135,6 +136,10 @@ class Dispatcher:
             return self.renderer.render(
                 claim.course, claim.day, claim.recipient, message_id=claim.message_id, now=now
             )
+        except RenderError as exc:  # the course's or this subscriber's: said in one line
+            log.error("cannot build the message of subscription %d: %s", claim.subscription_id,
+                      exc)  # fmt: skip
+            return f"cannot build the message: {exc}"[:500]
         except Exception as exc:
             log.exception("cannot build the message of subscription %d", claim.subscription_id)
             return " ".join(f"cannot build the message: {type(exc).__name__}: {exc}".split())

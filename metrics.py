@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import stats
+from . import rates, stats
 
 
 class Metrics:
@@ -60,6 +60,11 @@ class DeliveryCollector(Collector):
         backlog = GaugeMetricFamily(
             "drip_due_backlog", "Active subscriptions whose next lesson is due", labels=["course"]
         )
+        reported = {
+            kind: GaugeMetricFamily(f"drip_{kind}_rate", f"Reported {kind}s per lesson sent, "
+                                    f"over the last {rates.LAST_SENDS} sends", labels=["course"])
+            for kind in ("bounce", "complaint")
+        }  # fmt: skip
         with self.sessions() as session:
             for slug, counts in stats.delivery_counts(session).items():
                 for state in ("sent", "bounced", "failed"):
@@ -67,6 +72,11 @@ class DeliveryCollector(Collector):
                 deferrals.add_metric([slug], counts["deferrals"])
             for slug, n in stats.due_by_course(session, self.clock()).items():
                 backlog.add_metric([slug], n)
+            for rate in rates.rates(session, self.clock()):
+                if rate.lesson is None and rate.window.endswith("sends"):
+                    reported["bounce"].add_metric([rate.course], rate.bounce_rate)
+                    reported["complaint"].add_metric([rate.course], rate.complaint_rate)
         yield from totals.values()
         yield deferrals
         yield backlog
+        yield from reported.values()

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
+from . import rates
 from .models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState
 from .subscriptions import due_condition
 
@@ -41,6 +42,8 @@ class Stats:
     due_now: int = 0
     due_next_hour: int = 0
     due_next_day: int = 0
+    rates: list[dict[str, Any]] = field(default_factory=list)  # see rates.py
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -58,6 +61,8 @@ def collect(session: Session, now: datetime, course: str | None = None) -> Stats
     stats.due_now = due_count(session, now, course)
     stats.due_next_hour = due_count(session, now + timedelta(hours=1), course) - stats.due_now
     stats.due_next_day = due_count(session, now + timedelta(days=1), course) - stats.due_now
+    found = rates.rates(session, now, course)
+    stats.rates, stats.warnings = [r.as_dict() for r in found], rates.warnings(found)
     return stats
 
 
@@ -197,7 +202,20 @@ def tables(stats: Stats) -> list[Any]:
     for column in ("due now", "in the next hour", "in the next day"):
         wave.add_column(column, justify="right")
     wave.add_row(str(stats.due_now), str(stats.due_next_hour), str(stats.due_next_day))
-    return [states, sent, stuck, wave]
+    return [states, sent, stuck, wave, _rates_table(stats)]
+
+
+def _rates_table(stats: Stats) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Bounces and complaints reported after sending")
+    for column in ("course", "over", "lesson", "sends", "bounce rate", "complaint rate"):
+        table.add_column(column, justify="right" if column != "course" else "left")
+    for r in stats.rates:
+        lesson = "all" if r["lesson"] is None else str(r["lesson"])
+        table.add_row(r["course"], r["window"], lesson, str(r["sends"]),
+                      f"{r['bounce_rate']:.2%}", f"{r['complaint_rate']:.2%}")  # fmt: skip
+    return table
 
 
 def plot(stats: Stats, path: Path, width: int = 1000, height: int = 500) -> Path:

@@ -93,6 +93,8 @@ def cmd_stats(args: argparse.Namespace, rt: Runtime) -> int:
     now = now_of(args, rt)
     with rt.sessions() as session:
         figures = stats.collect(session, now, args.course)
+    for warning in figures.warnings:
+        print(f"drip: warning: {warning}", file=sys.stderr)
     if args.plot:
         try:
             out(f"plot written to {stats.plot(figures, args.plot)}")

@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import func, select
+from starlette.testclient import TestClient
 
-from drip import reports, suppressions
+from drip import reports, stats, suppressions
+from drip.cli import main
 from drip.models import FeedbackEvent, FeedbackKind, SubscriptionState, SuppressionReason
 from drip.reports import Outcome, Report
 from drip.runtime import Runtime
+from drip.web import create_app
 
 from conftest import T0
 from helpers import ALICE, BOB, deliveries, subscribe, subscription
@@ -100,8 +103,6 @@ def test_a_suppressed_address_is_marked_at_the_claim(runtime: Runtime, smtp_serv
 def test_drip_suppress_adds_lists_exports_and_removes(
     database_url: str, tmp_path, smtp_server, monkeypatch, capsys
 ) -> None:
-    from drip.cli import main
-
     monkeypatch.setenv("DRIP_DATABASE_URL", database_url)
     monkeypatch.setenv("DRIP_SMTP_URL", smtp_server.url)
     monkeypatch.setenv("DRIP_CONFIG", str(tmp_path / "absent.toml"))
@@ -125,3 +126,23 @@ def test_drip_suppress_adds_lists_exports_and_removes(
     assert main(["suppress", "remove", ALICE]) == 0
     assert main(["suppress", "remove", ALICE]) == 2
     assert main(["suppress", "add"]) == 2
+
+
+def test_rates_per_course_and_lesson_and_the_warnings(runtime: Runtime, smtp_server) -> None:
+    ids = [subscribe(runtime, email) for email in (ALICE, BOB)]
+    runtime.dispatcher.run_pass(T0)
+    report(runtime, FeedbackKind.COMPLAINT, "c1", recipient=ALICE, delivery=(ids[0], 1))
+    report(runtime, FeedbackKind.HARD_BOUNCE, "b1", recipient=BOB, delivery=(ids[1], 1))
+    with runtime.sessions() as session:
+        figures = stats.collect(session, LATER)
+    by_window = {(r["window"], r["lesson"]): r for r in figures.rates}
+    course = by_window[("last 1000 sends", None)]
+    assert (course["sends"], course["bounces"], course["complaints"]) == (2, 1, 1)
+    assert course["complaint_rate"] == 0.5
+    assert by_window[("last 7 days", 1)]["complaints"] == 1
+    assert any("over the 0.3% limit" in line for line in figures.warnings)
+    runtime.clock = lambda: LATER
+    with TestClient(create_app(runtime)) as client:
+        text = client.get("/metrics").text
+    assert 'drip_complaint_rate{course="bone-health"} 0.5' in text
+    assert 'drip_bounce_rate{course="bone-health"} 0.5' in text

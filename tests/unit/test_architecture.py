@@ -22,7 +22,7 @@ LAYERS = [
     {"subscriptions"},
     {"suppressions", "reports"},
     {"scheduler"},
-    {"stats", "transfer"},
+    {"stats", "transfer", "rates"},
     {"metrics"},
     {"runtime"},
     {"commands", "web"},
@@ -34,6 +34,7 @@ SQL_MODULES = {
     "suppressions",
     "reports",
     "stats",
+    "rates",
     "transfer",
     "models",
 }

@@ -5,6 +5,7 @@ server.fail_all = "421 4.3.2 Try again later"                   # every command 
 server.drop_on_data = 1          # hang up during DATA for the next message(s)
 server.stall_seconds = 2.0       # wait before answering DATA (client timeouts)
 server.stop(); server.start()    # gone (connection refused), then back on the same port
+SMTPServer(smtputf8=True)        # offers SMTPUTF8 (RFC 6531): fixture smtputf8_server
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -34,6 +35,7 @@ class Received:
     envelope_recipients: list[str]
     data: bytes
     message: EmailMessage
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM parameters: SMTPUTF8, ...
 
 
 class Handler:
@@ -51,6 +53,7 @@ class Handler:
         if self.server.fail_all:
             return self.server.fail_all
         envelope.mail_from = address
+        envelope.mail_options.extend(options)
         return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
@@ -75,17 +78,19 @@ class Handler:
         data = bytes(envelope.original_content or envelope.content)
         message = message_from_bytes(data, policy=policy.default)
         assert isinstance(message, EmailMessage)
+        received = Received(
+            envelope.mail_from, list(envelope.rcpt_tos), data, message, list(envelope.mail_options)
+        )
         with self.server.lock:
-            self.server.messages.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), data, message)
-            )
+            self.server.messages.append(received)
         return f"250 2.0.0 Ok: queued as {len(self.server.messages)}"
 
 
 class SMTPServer:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, smtputf8: bool = False) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        self.smtputf8 = smtputf8  # offer SMTPUTF8 in EHLO; without it, non-ASCII gets a 5xx
         self.lock = threading.Lock()
         self.messages: list[Received] = []
         self.connections = 0
@@ -106,7 +111,9 @@ class SMTPServer:
         self.stall_seconds = 0.0
 
     def start(self) -> None:
-        self._controller = Controller(Handler(self), hostname=self.host, port=self.port)
+        self._controller = Controller(
+            Handler(self), hostname=self.host, port=self.port, enable_SMTPUTF8=self.smtputf8
+        )
         self._controller.start()
 
     def stop(self) -> None:
@@ -118,6 +125,15 @@ class SMTPServer:
 @pytest.fixture
 def smtp_server() -> Iterator[SMTPServer]:
     server = SMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtputf8_server() -> Iterator[SMTPServer]:
+    """A relay that offers SMTPUTF8, for addresses whose local part is not ASCII."""
+    server = SMTPServer(smtputf8=True)
     server.start()
     yield server
     server.stop()

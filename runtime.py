@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import migrations
 from .config import Settings
 from .course import Course, load_courses
-from .emails import LessonRenderer, Links, domain_of, render_confirmation
+from .emails import LessonRenderer, Links, render_confirmation
 from .errors import DripError, UnknownCourse
 from .metrics import Metrics
 from .models import make_engine, make_sessionmaker
@@ -93,7 +93,7 @@ class Runtime:
         self, course: Course, address: str, name: str, token: str, now: datetime
     ) -> SendResult:
         """The double opt-in email, sent at once on a transport of its own."""
-        domain = domain_of(course.sender_email)
+        domain = course.sender_email.rpartition("@")[2]
         message = render_confirmation(
             course, address, name, self.links.confirm(token),
             message_id=make_msgid(domain=domain), now=now,

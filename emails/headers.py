@@ -19,12 +19,15 @@ import idna
 
 ENCODED_LINE = 76  # " " + an encoded word of at most 75 characters (RFC 2047, section 2)
 PLAIN_LIMIT = 400  # longer ASCII text is encoded as well, which folds it into short lines
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Control characters, line and paragraph separators, and lone surrogates (undecodable bytes of a
+# command line): none may reach a header, and the last cannot be encoded at all.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]+")
 _SPECIALS = re.compile(r'[][\\()<>@,:;".]')  # RFC 5322 specials: a phrase holding one is quoted
 
 
 def one_line(value: str) -> str:
-    """`value` with control characters (CR, LF, NEL, ...) turned into spaces: safe in a header."""
+    """`value` with control characters (CR, LF, NEL, ...) turned into spaces: safe in a header,
+    and encodable as UTF-8."""
     return _CONTROL.sub(" ", value).strip()
 
 

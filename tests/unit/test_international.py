@@ -203,6 +203,15 @@ def test_line_breaks_never_reach_a_header(tmp_path: Path, sep: str) -> None:
         assert str(message["Subject"]).endswith("Eve Bcc: victim@example.com body")
 
 
+def test_undecodable_bytes_of_a_command_line_do_not_stop_a_lesson(tmp_path: Path) -> None:
+    name = "Ana\udcff\udcfeLima"  # what sys.argv makes of bytes that are not UTF-8
+    case = CASES["spanish"]._replace(name=name)
+    for outgoing, _ in emails_for(tmp_path, case):
+        message = parse_strictly(outgoing.data)
+        assert message["To"].addresses[0].display_name == "Ana Lima"
+        assert "Ana Lima" in message.get_body(("plain",)).get_content()
+
+
 def test_long_text_folds_into_short_encoded_words(tmp_path: Path) -> None:
     name = "山田太郎" * 50 + " Grüße " + "محمد " * 20
     subject = "Día 1: " + "骨を強くする、" * 40 + "🦴" * 30

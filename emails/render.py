@@ -144,11 +144,8 @@ class LessonRenderer:
 
 
 def _list_headers(course: Course) -> list[bytes]:
-    label, list_id = (
-        phrase(course.title, "List-Id"),
-        f"{course.slug}.{domain_of(course.sender_email)}",
-    )
-    lines = [f"List-Id: {label} <{list_id}>\n".encode("ascii")]
+    label = phrase(course.title, "List-Id")
+    lines = [f"List-Id: {label} <{course.slug}.{domain_of(course.sender_email)}>\n".encode()]
     if course.reply_to:
         lines.append(address_header("Reply-To", "", wire_address(course.reply_to)))
     return lines

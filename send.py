@@ -169,21 +169,38 @@ class SMTPTransport(Transport):
             if unreachable is None and self.connection is None:
                 try:
                     self.open()
-                except (OSError, smtplib.SMTPException) as exc:
+                except Exception as exc:  # refused, TLS, login, a host name IDNA refuses...
                     unreachable = SendResult(SendStatus.TEMPORARY, _failure(exc))
-            if unreachable is None and self.limiter is not None:
-                self.limiter.acquire()
-            results.append(unreachable or self._send_one(message))
+            results.append(unreachable or self._send_guarded(message))
         return results
+
+    def _send_guarded(self, message: Outgoing) -> SendResult:
+        """_send_one, with whatever else goes wrong turned into this message's result (see
+        unexpected). The connection is dropped, its state being unknown; the next message opens
+        another."""
+        try:
+            if self.limiter is not None:
+                self.limiter.acquire()
+            return self._send_one(message)
+        except Exception as exc:
+            self._drop()
+            return unexpected(message, exc)
 
     def _send_one(self, message: Outgoing) -> SendResult:
         """MAIL, RCPT, DATA one by one, so each reply is seen and classified."""
         connection = self.connection
         assert connection is not None
+        if message.needs_smtputf8 and not connection.has_extn("smtputf8"):
+            needed_for = ", ".join(message.utf8_addresses)
+            reason = f"the relay does not offer SMTPUTF8, needed for {needed_for}"
+            return SendResult(SendStatus.PERMANENT, reason)
         try:
             # putcmd, not mail()/rcpt(): those re-parse each address with email.utils, which
             # costs more than the rest of the conversation; ours are validated on the way in.
-            connection.putcmd("mail", f"FROM:<{message.sender}>")
+            connection.command_encoding = "utf-8" if message.needs_smtputf8 else "ascii"
+            connection.putcmd(
+                "mail", f"FROM:<{message.sender}>{_mail_options(message, connection)}"
+            )
             code, text = connection.getreply()
             if code != 250:
                 return self._refused(code, text, permanent=False)  # our sender, not theirs
@@ -212,6 +229,13 @@ class SMTPTransport(Transport):
                 self._drop()
         status = SendStatus.PERMANENT if permanent else SendStatus.TEMPORARY
         return SendResult(status, _reply(code, text))
+
+
+def _mail_options(message: Outgoing, connection: smtplib.SMTP) -> str:
+    """SMTPUTF8 (RFC 6531) for an address outside ASCII, with 8BITMIME for its UTF-8 header."""
+    if not message.needs_smtputf8:
+        return ""
+    return " SMTPUTF8 BODY=8BITMIME" if connection.has_extn("8bitmime") else " SMTPUTF8"
 
 
 def _failure(exc: BaseException) -> str:
@@ -257,10 +281,10 @@ class OutboxTransport(Transport):
         self.folder = Path(folder)
 
     def send_messages(self, messages: Sequence[Outgoing]) -> list[SendResult]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        return [self._write(message) for message in messages]
+        return each_alone(messages, self._write)
 
     def _write(self, message: Outgoing) -> SendResult:
+        self.folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         name = re.sub(r"[^A-Za-z0-9.@_-]+", "", message.message_id.strip("<>"))[:120]
         path = self.folder / f"{stamp}-{name}.eml"
@@ -278,11 +302,16 @@ class ConsoleTransport(Transport):
         self.stream = stream or sys.stdout
 
     def send_messages(self, messages: Sequence[Outgoing]) -> list[SendResult]:
-        for message in messages:
-            self.stream.write(message.data.decode("utf-8", "replace").replace("\r\n", "\n"))
-            self.stream.write("\n" + "-" * 79 + "\n")
+        results = each_alone(messages, self._print)
         self.stream.flush()
-        return [SendResult(SendStatus.SENT, "printed")] * len(messages)
+        return results
+
+    def _print(self, message: Outgoing) -> SendResult:
+        text = message.data.decode("utf-8", "replace").replace("\r\n", "\n")
+        encoding = getattr(self.stream, "encoding", None) or "utf-8"  # a terminal may not be UTF-8
+        self.stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+        self.stream.write("\n" + "-" * 79 + "\n")
+        return SendResult(SendStatus.SENT, "printed")
 
 
 class MemoryTransport(Transport):
@@ -292,10 +321,34 @@ class MemoryTransport(Transport):
         self.outbox: list[Outgoing] = []
 
     def send_messages(self, messages: Sequence[Outgoing]) -> list[SendResult]:
-        for message in messages:
-            message.as_message()
-            self.outbox.append(message)
-        return [SendResult(SendStatus.SENT, "kept in memory")] * len(messages)
+        return each_alone(messages, self._keep)
+
+    def _keep(self, message: Outgoing) -> SendResult:
+        message.as_message()
+        self.outbox.append(message)
+        return SendResult(SendStatus.SENT, "kept in memory")
+
+
+def each_alone(
+    messages: Sequence[Outgoing], send: Callable[[Outgoing], SendResult]
+) -> list[SendResult]:
+    """`send` per message; what one raises becomes its result, and the others go on."""
+    results = []
+    for message in messages:
+        try:
+            results.append(send(message))
+        except Exception as exc:
+            results.append(unexpected(message, exc))
+    return results
+
+
+def unexpected(message: Outgoing, exc: Exception) -> SendResult:
+    """The result of an exception while sending one message: a ValueError (an encoding error,
+    a line the protocol forbids) makes it unsendable, since sending it again cannot help;
+    anything else (a full disk, ...) fails it for now, so it is retried."""
+    log.exception("sending %s to %s failed", message.message_id, message.recipient)
+    status = SendStatus.UNSENDABLE if isinstance(exc, ValueError) else SendStatus.TEMPORARY
+    return SendResult(status, _failure(exc))
 
 
 def transport_from_url(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import stats, subscriptions
 from ..course import lint, load_course
-from ..emails import Outgoing, Recipient
+from ..emails import Outgoing, Recipient, domain_of
 from ..emails.check import render_problems
 from ..errors import CourseError, InvalidInput
 from ..runtime import Runtime
@@ -103,7 +103,7 @@ def _lesson_message(rt: Runtime, slug: str, day: int, recipient: Recipient) -> O
     course = rt.course(slug)
     if not 1 <= day <= course.total_days:
         raise InvalidInput(f"{slug} has days 1..{course.total_days}, not {day}")
-    domain = course.sender_email.rpartition("@")[2]
+    domain = domain_of(course.sender_email)
     return rt.renderer.render(
         course, day, recipient, message_id=make_msgid(domain=domain), now=rt.clock()
     )

@@ -14,21 +14,34 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from email.utils import formataddr
+
+from .headers import wire_address
 
 # CRLF on the wire; headers folded only past RFC 5322's 998, so List-Unsubscribe stays one line.
 WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
+UTF8_WIRE_POLICY = policy.SMTPUTF8.clone(max_line_length=998)
 SOFT_BREAK = b"=\n"
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A message ready for the wire: its envelope and its bytes (CRLF line endings)."""
+    """A message ready for the wire: its envelope (domains in A-labels, see wire_address) and its
+    bytes (CRLF line endings)."""
 
     sender: str
     recipient: str
     message_id: str
     data: bytes
+
+    @property
+    def utf8_addresses(self) -> list[str]:
+        """The envelope addresses ASCII cannot carry: a local part in another script."""
+        return [address for address in (self.sender, self.recipient) if not address.isascii()]
+
+    @property
+    def needs_smtputf8(self) -> bool:
+        """Only a relay offering SMTPUTF8 (RFC 6531) may take this message."""
+        return not (self.sender.isascii() and self.recipient.isascii())
 
     def as_message(self) -> EmailMessage:
         message = message_from_bytes(self.data, policy=policy.default)
@@ -37,13 +50,12 @@ class Outgoing:
 
     @classmethod
     def from_message(cls, message: EmailMessage) -> Outgoing:
-        """For messages built the ordinary way (confirmations, tests)."""
-        return cls(
-            sender=message["From"].addresses[0].addr_spec,
-            recipient=message["To"].addresses[0].addr_spec,
-            message_id=str(message["Message-ID"]),
-            data=message.as_bytes(policy=WIRE_POLICY),
-        )
+        """For messages built the ordinary way (tests, tools)."""
+        sender = wire_address(message["From"].addresses[0].addr_spec)
+        recipient = wire_address(message["To"].addresses[0].addr_spec)
+        utf8 = not (sender + recipient).isascii()
+        data = message.as_bytes(policy=UTF8_WIRE_POLICY if utf8 else WIRE_POLICY)
+        return cls(sender, recipient, str(message["Message-ID"]), data)
 
 
 def qp(text: str) -> bytes:
@@ -76,16 +88,6 @@ class QPTemplate:
             else:
                 out += (SOFT_BREAK, qp(values[piece]), SOFT_BREAK)
         return b"".join(out)
-
-
-def header(name: str, value: str) -> bytes:
-    """One header line, encoded (RFC 2047 where needed) and folded by the standard library."""
-    return WIRE_POLICY.fold_binary(name, value).replace(b"\r\n", b"\n")
-
-
-def address_header(name: str, display_name: str, addr_spec: str) -> bytes:
-    """An address header without the header registry's parser: the hot path's To."""
-    return f"{name}: {formataddr((display_name, addr_spec), 'utf-8')}\n".encode()
 
 
 class Multipart:

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..course.model import Course
+from .headers import domain_of
 from .render import LessonRenderer, Recipient, layouts
 
 SAMPLE_READER = Recipient(
@@ -17,7 +18,7 @@ SAMPLE_READER = Recipient(
 def lesson_page(
     renderer: LessonRenderer, course: Course, day: int, now: datetime, index_href: str = ""
 ) -> str:
-    domain = course.sender_email.rpartition("@")[2]
+    domain = domain_of(course.sender_email)
     message = renderer.message(
         course, day, SAMPLE_READER, message_id=f"<preview.{day}@{domain}>", now=now
     )

@@ -11,11 +11,10 @@ RenderError naming the course file, so the one message fails and the others go o
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from pathlib import Path
 
 import css_inline
@@ -24,22 +23,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ..course.model import Course
 from ..course.placeholders import render_body
 from ..errors import RenderError
+from .headers import address_header, domain_of, header, one_line, phrase, wire_address
 from .links import Links
 from .markdown import to_html, to_text
-from .mime import (
-    Multipart,
-    Outgoing,
-    QPTemplate,
-    address_header,
-    header,
-    qp,
-)
+from .mime import Multipart, Outgoing, QPTemplate, qp
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PERSONAL = ("first_name", "email", "unsubscribe_url", "preferences_url", "view_online_url")
 SLOT = {name: f"dripslot{index}x{name.replace('_', '')}z" for index, name in enumerate(PERSONAL)}
 FALLBACK_FIRST_NAME = "friend"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 layouts = Environment(  # the email layouts; emails/preview.py uses them too
     loader=FileSystemLoader(TEMPLATES),
@@ -60,16 +52,12 @@ class Recipient:
     manage_token: str
 
 
-def one_line(value: str) -> str:
-    """`value` with control characters (CR, LF, ...) turned into spaces: safe in a header."""
-    return _CONTROL.sub(" ", value).strip()
-
-
 @dataclass(frozen=True)
 class _Prepared:
     """A lesson rendered for nobody in particular, encoded, with slots for the personal values."""
 
     mime: Multipart
+    sender: str  # the course's address in its wire form
     text: QPTemplate
     html: QPTemplate
     page: str  # the inlined HTML, not encoded, with the slots in it
@@ -90,13 +78,14 @@ class LessonRenderer:
             prepared = self._prepared_lesson(course, day)
             values = self._values(recipient, day)
             escaped = {name: html.escape(value) for name, value in values.items()}
+            to = wire_address(recipient.email)
             personal = [
-                *_personal_headers(recipient.name, recipient.email, message_id, now),
+                *_personal_headers(recipient.name, to, message_id, now),
                 f"List-Unsubscribe: <{values['unsubscribe_url']}>\n".encode(),
             ]
             text, page = prepared.text.fill(values), prepared.html.fill(escaped)
             data = prepared.mime.build(personal, text, page)
-        return Outgoing(course.sender_email, recipient.email, message_id, data)
+        return Outgoing(prepared.sender, to, message_id, data)
 
     def page(self, course: Course, day: int, recipient: Recipient) -> str:
         """The lesson's HTML as the email shows it, for the "view in your browser" page."""
@@ -145,13 +134,14 @@ class LessonRenderer:
         )
         static = [
             _from_header(course),
-            header("Subject", one_line(lesson.subject)),
+            header("Subject", lesson.subject),
             *_list_headers(course),
             header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ]
         inlined = _inliner.inline(page)
         return _Prepared(
             mime=Multipart(static),
+            sender=wire_address(course.sender_email),
             text=QPTemplate(text, SLOT),
             html=QPTemplate(inlined, SLOT),
             page=inlined,
@@ -159,10 +149,10 @@ class LessonRenderer:
 
 
 def _list_headers(course: Course) -> list[bytes]:
-    domain = course.sender_email.rpartition("@")[2]
-    lines = [header("List-Id", f"{one_line(course.title)} <{course.slug}.{domain}>")]
+    label = phrase(course.title, "List-Id")
+    lines = [f"List-Id: {label} <{course.slug}.{domain_of(course.sender_email)}>\n".encode()]
     if course.reply_to:
-        lines.append(header("Reply-To", course.reply_to))
+        lines.append(address_header("Reply-To", "", wire_address(course.reply_to)))
     return lines
 
 
@@ -177,23 +167,25 @@ def render_confirmation(
         mime = Multipart(
             [
                 _from_header(course),
-                header("Subject", f"Confirm your subscription: {one_line(course.title)}"),
+                header("Subject", f"Confirm your subscription: {course.title}"),
                 *_list_headers(course),
             ]
         )
-        data = mime.build(_personal_headers(name, email, message_id, now), qp(text), qp(page))
-    return Outgoing(course.sender_email, email, message_id, data)
+        to = wire_address(email)
+        data = mime.build(_personal_headers(name, to, message_id, now), qp(text), qp(page))
+    return Outgoing(wire_address(course.sender_email), to, message_id, data)
 
 
-def _personal_headers(name: str, email: str, message_id: str, now: datetime) -> list[bytes]:
+def _personal_headers(name: str, to: str, message_id: str, now: datetime) -> list[bytes]:
+    """To (`to` in its wire form), Date and Message-ID: the headers each message has its own."""
     return [
-        address_header("To", one_line(name), email),
+        address_header("To", name, to),
         f"Date: {format_datetime(now)}\nMessage-ID: {message_id}\n".encode(),
     ]
 
 
 def _from_header(course: Course) -> bytes:
-    return header("From", formataddr((one_line(course.sender_name), course.sender_email)))
+    return address_header("From", course.sender_name, wire_address(course.sender_email))
 
 
 class _Building:

@@ -32,7 +32,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from ..course.model import Course
-from ..emails import LessonRenderer, Links, Outgoing, render_confirmation
+from ..emails import LessonRenderer, Links, Outgoing, domain_of, render_confirmation
 from ..errors import RenderError
 from ..models import writer
 from ..send import SendResult, SendStatus, Transport
@@ -184,5 +184,5 @@ class Dispatcher:
 
 def _message_id(course: Course, subscription_id: int, day: int) -> str:
     """Unique, and it tells an operator reading a mail log whose lesson this was."""
-    domain = course.sender_email.rpartition("@")[2]
+    domain = domain_of(course.sender_email)
     return f"<drip.{course.slug}.{subscription_id}.{day}.{secrets.token_hex(6)}@{domain}>"

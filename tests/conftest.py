@@ -18,7 +18,7 @@ from drip.config import BUNDLED_COURSES, Settings
 from drip.models import make_engine
 from drip.runtime import Runtime
 
-from smtp_server import smtp_server  # noqa: F401  (fixture)
+from smtp_server import smtp_server, smtputf8_server  # noqa: F401  (fixtures)
 
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # the test SMTP server's chatter
 

@@ -1,9 +1,13 @@
-"""Helpers the integration tests share: three subscribers in three zones, and reads of what
-the database holds."""
+"""Helpers the tests share: three subscribers in three zones, reads of what the database
+holds, and strict checks of an email's bytes."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from email import message_from_bytes, policy
+from email.header import decode_header, make_header
+from email.message import EmailMessage
 
 from sqlalchemy import select
 
@@ -45,3 +49,51 @@ def deliveries(rt: Runtime, sub_id: int) -> list[Delivery]:
 def lesson_day(rt: Runtime, subject: str) -> int:
     course = rt.course("bone-health")
     return next(lesson.day for lesson in course.lessons if lesson.subject == subject)
+
+
+STRICT = policy.default.clone(raise_on_defect=True)
+ENCODED_WORD = re.compile(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+def parse_strictly(data: bytes) -> EmailMessage:
+    """The standard library's parser, raising on any defect it finds."""
+    message = message_from_bytes(data, policy=STRICT)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def check_header_lines(data: bytes, utf8: frozenset[str] = frozenset()) -> None:
+    """Every physical header line at most 998 characters and ASCII (but the headers in `utf8`,
+    which carry an address whose local part is not: RFC 6532), every encoded word at most 75."""
+    head = data.split(b"\r\n\r\n", 1)[0]
+    name = ""
+    for line in head.split(b"\r\n"):
+        if not line[:1].isspace():
+            name = line.split(b":", 1)[0].decode("ascii")
+        assert len(line) <= 998, (name, len(line))
+        assert line.isascii() or name in utf8, line
+        for word in ENCODED_WORD.findall(line):
+            assert len(word) <= 75, word
+
+
+def raw_header(data: bytes, name: str) -> str:
+    """A header's value as sent: unfolded, UTF-8."""
+    head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8").replace("\r\n ", " ")
+    (value,) = [
+        line.split(": ", 1)[1] for line in head.split("\r\n") if line.startswith(name + ":")
+    ]
+    return value
+
+
+def rfc2047_display_name(data: bytes, name: str) -> str:
+    """The display name of header `name`, its encoded words decoded as RFC 2047 says (the
+    space between two adjacent words dropped; the parser of some Python versions keeps it
+    inside a display name: CPython gh-128110)."""
+    label = raw_header(data, name).rpartition(" <")[0]
+    return str(make_header(decode_header(label)))
+
+
+def addr_spec(message: EmailMessage, name: str) -> str:
+    """The address in header `name`, a UTF-8 local part read back as text."""
+    address = message[name].addresses[0]
+    return address.addr_spec.encode("utf-8", "surrogateescape").decode("utf-8")

@@ -5,6 +5,7 @@ server.fail_all = "421 4.3.2 Try again later"                   # every command 
 server.drop_on_data = 1          # hang up during DATA for the next message(s)
 server.stall_seconds = 2.0       # wait before answering DATA (client timeouts)
 server.stop(); server.start()    # gone (connection refused), then back on the same port
+SMTPServer(smtputf8=True)        # offers SMTPUTF8 (RFC 6531): fixture smtputf8_server
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -36,6 +37,7 @@ class Received:
     envelope_recipients: list[str]
     data: bytes
     message: EmailMessage
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM parameters: SMTPUTF8, ...
 
 
 class Handler:
@@ -53,6 +55,7 @@ class Handler:
         if self.server.fail_all:
             return self.server.fail_all
         envelope.mail_from = address
+        envelope.mail_options.extend(options)
         return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
@@ -77,10 +80,11 @@ class Handler:
         data = bytes(envelope.original_content or envelope.content)
         message = message_from_bytes(data, policy=policy.default)
         assert isinstance(message, EmailMessage)
+        received = Received(
+            envelope.mail_from, list(envelope.rcpt_tos), data, message, list(envelope.mail_options)
+        )
         with self.server.lock:
-            self.server.messages.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), data, message)
-            )
+            self.server.messages.append(received)
         return f"250 2.0.0 Ok: queued as {len(self.server.messages)}"
 
 
@@ -106,9 +110,10 @@ class RecordingController(Controller):
 
 
 class SMTPServer:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, smtputf8: bool = False) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        self.smtputf8 = smtputf8  # offer SMTPUTF8 in EHLO; without it, non-ASCII gets a 5xx
         self.lock = threading.Lock()
         self.messages: list[Received] = []
         self.protocol_errors: list[str] = []
@@ -140,7 +145,9 @@ class SMTPServer:
             return list(self.messages)
 
     def start(self) -> None:
-        self._controller = RecordingController(Handler(self), hostname=self.host, port=self.port)
+        self._controller = RecordingController(
+            Handler(self), hostname=self.host, port=self.port, enable_SMTPUTF8=self.smtputf8
+        )
         self._controller.start()
 
     def stop(self) -> None:
@@ -152,6 +159,15 @@ class SMTPServer:
 @pytest.fixture
 def smtp_server() -> Iterator[SMTPServer]:
     server = SMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtputf8_server() -> Iterator[SMTPServer]:
+    """A relay that offers SMTPUTF8, for addresses whose local part is not ASCII."""
+    server = SMTPServer(smtputf8=True)
     server.start()
     yield server
     server.stop()

@@ -193,3 +193,80 @@ def sendgrid_request(
 def basic_auth(user: str = POSTMARK_USER, password: str = POSTMARK_PASSWORD) -> dict[str, str]:
     credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"authorization": f"Basic {credentials}"}
+
+
+# Samples after each relay's documentation
+
+BOUNCE = {
+    "bounce": {
+        "bounceType": "Permanent",
+        "bounceSubType": "General",
+        "bouncedRecipients": [
+            {
+                "emailAddress": "jane@example.com",
+                "action": "failed",
+                "status": "5.1.1",
+                "diagnosticCode": "smtp; 550 5.1.1 <jane@example.com>... User\r\n unknown",
+            },
+            {"emailAddress": "joe@example.com"},
+        ],
+        "timestamp": "2026-03-02T05:59:38.237Z",
+        "feedbackId": "00000138111222aa-33322211-cccc-cccc-cccc-ddddaaaa068a-000000",
+    }
+}
+POSTMARK_BOUNCE = {
+    "RecordType": "Bounce",
+    "ID": 4323372036854775807,
+    "Type": "HardBounce",
+    "TypeCode": 1,
+    "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
+    "Description": "The server was unable to deliver your message (ex: unknown user).",
+    "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
+    "Email": "jane@example.com",
+    "From": "lessons@drip.example",
+    "BouncedAt": "2026-03-02T05:58:00.9070259Z",
+}
+MAILGUN_FAILED = {
+    "event": "failed",
+    "severity": "permanent",
+    "id": "G9Bn5sl1TC6nu79C8C0bwg",
+    "timestamp": NOW.timestamp() - 30.5,
+    "recipient": "jane@example.com",
+    "reason": "bounce",
+    "message": {"headers": {"message-id": "lesson.42@drip.example", "to": "jane@example.com"}},
+    "delivery-status": {
+        "code": 550,
+        "enhanced-code": "5.1.1",
+        "message": "5.1.1 The email account that you tried to reach does not exist.",
+        "description": "",
+    },
+}
+SENDGRID_EVENTS = [
+    {
+        "email": "jane@example.com",
+        "timestamp": int(NOW.timestamp()) - 60,
+        "smtp-id": "<lesson.42@drip.example>",
+        "event": "bounce",
+        "type": "bounce",
+        "sg_event_id": "6g4ZI7SA-xmRDv57GoPIPw==",
+        "reason": "500 unknown recipient",
+        "status": "5.0.0",
+    },
+    {
+        "email": "joe@example.com",
+        "timestamp": int(NOW.timestamp()) - 50,
+        "event": "bounce",
+        "type": "blocked",
+        "sg_event_id": "blocked-1",
+        "reason": "550 5.7.1 blocked by policy",
+    },
+    {"email": "amy@example.com", "timestamp": 1772431000, "event": "deferred",
+     "sg_event_id": "def-1", "response": "400 try again later"},
+    {"email": "bo@example.com", "timestamp": 1772431000, "event": "dropped",
+     "sg_event_id": "drop-1", "reason": "Bounced Address"},
+    {"email": "cy@example.com", "timestamp": 1772431000, "event": "spamreport",
+     "sg_event_id": "spam-1"},
+    {"email": "di@example.com", "timestamp": 1772431000, "event": "delivered",
+     "sg_event_id": "del-1", "response": "250 2.0.0 OK"},
+    {"email": "ed@example.com", "timestamp": 1772431000, "event": "open", "sg_event_id": "o-1"},
+]  # fmt: skip

@@ -63,6 +63,8 @@ def verify_signature(signature: Any, signing_key: str) -> tuple[str, datetime]:
     if not isinstance(signature, dict):
         raise WebhookRefused("request is not signed", status=401)
     timestamp, token, given = (signature.get(name) for name in ("timestamp", "token", "signature"))
+    if isinstance(timestamp, int) and not isinstance(timestamp, bool):
+        timestamp = str(timestamp)  # documented as an int, sent as a string: either is signed
     if not (isinstance(timestamp, str) and isinstance(token, str) and isinstance(given, str)):
         raise WebhookRefused("signature is incomplete", status=401)
     if len(token) > TOKEN_LIMIT or not token.isprintable():

@@ -73,7 +73,7 @@ def postmark_events(
     check_method_and_size(request, max_body)
     check_basic_auth(request, user, password)
     record = as_object(read_json(request, max_body), "body")
-    record_type = record.get("RecordType")
+    record_type = optional_text(record, "RecordType")
     if record_type == "Delivery":
         return [_delivery(record)]
     if record_type in {"Bounce", "SpamComplaint"}:

@@ -19,6 +19,7 @@ from drip.webhooks import (
 )
 
 from relay_webhooks import (
+    BOUNCE,
     CERT_URL,
     NOW,
     TOPIC,
@@ -32,24 +33,6 @@ from relay_webhooks import (
     signing_certificate,
     sns_envelope,
 )
-
-BOUNCE = {
-    "bounce": {
-        "bounceType": "Permanent",
-        "bounceSubType": "General",
-        "bouncedRecipients": [
-            {
-                "emailAddress": "jane@example.com",
-                "action": "failed",
-                "status": "5.1.1",
-                "diagnosticCode": "smtp; 550 5.1.1 <jane@example.com>... User\r\n unknown",
-            },
-            {"emailAddress": "joe@example.com"},
-        ],
-        "timestamp": "2026-03-02T05:59:38.237Z",
-        "feedbackId": "00000138111222aa-33322211-cccc-cccc-cccc-ddddaaaa068a-000000",
-    }
-}
 
 
 def receive(request: WebhookRequest, server: CertificateServer | None = None, **options):

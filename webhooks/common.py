@@ -175,11 +175,11 @@ def iso_time(value: str, what: str) -> datetime:
     """An ISO 8601 instant with its offset (relays send up to seven fraction digits)."""
     try:
         parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()))
-    except ValueError:
+        if parsed.tzinfo is None:
+            raise WebhookRefused(f"{what} has no offset")
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise WebhookRefused(f"{what} is not a time") from None
-    if parsed.tzinfo is None:
-        raise WebhookRefused(f"{what} has no offset")
-    return parsed.astimezone(UTC)
 
 
 def epoch_time(value: Any, what: str) -> datetime:

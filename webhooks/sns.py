@@ -126,7 +126,8 @@ def verify_sns(
     timestamp = iso_time(text(envelope, "Timestamp"), "Timestamp")
     check_window(timestamp, now, REPLAY_WINDOW, CLOCK_SKEW, "Timestamp")
     signed = canonical_string(envelope, message_type)
-    algorithm = HASHES.get(str(envelope.get("SignatureVersion")))
+    version = envelope.get("SignatureVersion")
+    algorithm = HASHES.get(version) if isinstance(version, str) else None
     if algorithm is None:
         raise WebhookRefused("SignatureVersion is not 1 or 2", status=403)
     signature = _signature(envelope)

@@ -115,6 +115,8 @@ def test_ses_mangled_then_signed_is_answered_or_refused(kind: str, data: st.Data
     ses = data.draw(mangled(json.loads(ses_notification(kind, **BOUNCE))))
     envelope = sns_envelope(json.dumps(ses) if data.draw(st.booleans()) else "x")
     answered(ses_events, post(envelope), now=NOW, certificates=CERTIFICATES, trusted=[root_ca()])
+    envelope = data.draw(mangled(envelope))  # and the envelope itself, past its signature
+    answered(ses_events, post(envelope), now=NOW, certificates=CERTIFICATES, trusted=[root_ca()])
 
 
 @CHECKS

@@ -223,6 +223,8 @@ def test_malformed_requests_are_refused() -> None:
     )
     assert refusal(WebhookRequest("GET", {}, whole)).status == 405
     assert refusal(post(whole), max_body=len(whole) - 1).status == 413
+    for moment in ("0001-01-01T00:00:00+05:00", "2026-03-02T05:59:00", "yesterday"):
+        assert refusal(post({**_bounce(), "Timestamp": moment})).status == 400
     not_json = sns_envelope("{not json")
     assert refusal(post(not_json)).status == 400
     wrong_types = json.loads(ses_notification("Bounce", **BOUNCE))

@@ -41,6 +41,7 @@ def wrk(url: str, seconds: int, script: Path | None = None) -> dict[str, float]:
     out = subprocess.run(args + (["-s", str(script)] if script else []), capture_output=True,
                          text=True, check=True).stdout  # fmt: skip
 
+
     def latency(label: str) -> float:
         found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
         if found is None:

@@ -56,7 +56,7 @@ def test_postmark_hard_bounce() -> None:
         recipient="jane@example.com",
         message_id=None,
         status="5.1.1",
-        diagnostic=POSTMARK_BOUNCE["Details"],
+        diagnostic=str(POSTMARK_BOUNCE["Details"]),
         source="postmark",
         key="Bounce:4323372036854775807",
         occurred_at=datetime(2026, 3, 2, 5, 58, 0, 907025, tzinfo=UTC),
@@ -133,7 +133,7 @@ def test_mailgun_permanent_failure() -> None:
         diagnostic="550 5.1.1 The email account that you tried to reach does not exist.",
         source="mailgun",
         key=f"G9Bn5sl1TC6nu79C8C0bwg@{MAILGUN_FAILED['timestamp']:.6f}",
-        occurred_at=datetime.fromtimestamp(MAILGUN_FAILED["timestamp"], UTC),
+        occurred_at=datetime.fromtimestamp(float(str(MAILGUN_FAILED["timestamp"])), UTC),
     )
 
 

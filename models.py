@@ -226,6 +226,16 @@ class FeedbackEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class SeenToken(Base):
+    """A webhook's one-time token (Mailgun's), kept until its signature's window has passed,
+    so a replayed request is refused."""
+
+    __tablename__ = "seen_tokens"
+
+    token: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 IMMEDIATE = {"drip_sqlite_immediate": True}
 
 

@@ -17,14 +17,22 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import suppressions
 from .course.model import Course
-from .models import Delivery, FeedbackEvent, FeedbackKind, Subscription, SuppressionReason
+from .models import (
+    Delivery,
+    FeedbackEvent,
+    FeedbackKind,
+    SeenToken,
+    Subscription,
+    SuppressionReason,
+)
 from .subscriptions import Event, apply
+from .webhooks import ProviderEvent
 
 log = logging.getLogger("drip.reports")
 SOFT_BOUNCES_ARE_HARD = 3
@@ -89,6 +97,31 @@ def _act(
     detail = f"{report.source} {report.status} {report.diagnostic}".strip()
     suppressions.suppress(session, address, reason, detail, now, courses)
     return Outcome.ENDED
+
+
+def report_of(event: ProviderEvent) -> Report:
+    """A provider's event as a report; its key is the provider's event id, per provider."""
+    return Report(
+        kind=FeedbackKind(event.kind.value), recipient=event.recipient, source=event.source,
+        key=f"{event.source}:{event.key}", status=event.status or "",
+        diagnostic=event.diagnostic, message_id=event.message_id,
+    )  # fmt: skip
+
+
+class DatabaseSeenTokens:
+    """Webhook tokens seen, in the database, written in the transaction of the events they
+    came with (so a request whose events failed to store may be sent again)."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self.session, self.now = session, now
+
+    def seen(self, token: str) -> bool:
+        found = self.session.get(SeenToken, token[:128])
+        return found is not None and found.expires_at > self.now
+
+    def remember(self, token: str, until: datetime) -> None:
+        self.session.execute(delete(SeenToken).where(SeenToken.expires_at <= self.now))
+        self.session.merge(SeenToken(token=token[:128], expires_at=until))
 
 
 def find_delivery(session: Session, report: Report) -> Delivery | None:

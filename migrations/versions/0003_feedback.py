@@ -1,5 +1,5 @@
 """What comes back after the relay accepted a message: feedback events, a suppression list,
-and a count of soft bounces in a row per subscription.
+a count of soft bounces in a row per subscription, and the webhook tokens already seen.
 
 Revision ID: 0003
 Revises: 0002
@@ -52,6 +52,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("subscriptions") as batch:
         batch.drop_column("soft_bounces")
+    op.drop_table("seen_tokens")
     op.drop_index("ix_feedback_events_subscription_id", "feedback_events")
     op.drop_table("feedback_events")
     op.drop_table("suppressions")

@@ -18,7 +18,7 @@ LAYERS = [
     {"models"},
     {"migrations", "course"},
     {"emails"},
-    {"send", "ratelimit"},
+    {"send", "ratelimit", "bounces"},
     {"subscriptions"},
     {"scheduler"},
     {"stats", "transfer"},

@@ -9,8 +9,10 @@ Pure: no database, no clock, and no exception for any input.
 Shapes it reads, in this order:
 
 - RFC 5965 feedback reports (multipart/report; report-type=feedback-report), as Yahoo's CFL and
-  Microsoft's JMRP send them: Feedback-Type abuse is a complaint about each Original-Rcpt-To
-  (else the returned message's To); other feedback types are not complaints.
+  Microsoft's JMRP send them: Feedback-Type abuse is one complaint, about the Original-Rcpt-To
+  (else JMRP's X-HmXmrOriginalRecipient or the returned message's To; "" when redacted, as
+  Yahoo does, the delivery then known by Message-ID and VERP); other feedback types are not
+  complaints.
 - RFC 3464 delivery status notifications (multipart/report; report-type=delivery-status), as
   Postfix, Exchange / Office 365, Gmail and modern Exim send them: one event per recipient block
   (Original-Recipient, else Final-Recipient; Action; Status; Diagnostic-Code). Action failed is
@@ -21,6 +23,8 @@ Shapes it reads, in this order:
   delivery software" (failed addresses indented, the SMTP error under each; its delay warning
   is soft), Gmail's "Delivery to the following recipient failed permanently" (and "has been
   delayed"), older Exchange's "Delivery has failed to these recipients or groups".
+- Anything else that flufl.bounce (GNU Mailman's detectors: qmail, Domino, GroupWise, ...)
+  finds failed addresses in: hard or soft as it says, status 5.0.0 or 4.0.0, source "flufl".
 
 The returned message's Message-ID comes from the message/rfc822 or text/rfc822-headers part, or
 from a copy quoted in the text (Exim). The VERP token comes from `envelope_to` (the RCPT TO the

@@ -5,11 +5,14 @@ from __future__ import annotations
 import codecs
 import email
 import re
-from collections.abc import Iterator
+from email.errors import HeaderParseError
+from email.header import decode_header
 from email.message import Message
 from email.parser import Parser
 from email.policy import compat32
+from typing import TypeAlias
 
+TypedPart: TypeAlias = tuple[str, Message]  # a part and its content type, lower-cased
 MAX_BYTES = 2_000_000  # reports sit at the start; a huge attached original is cut, not read
 MAX_PARTS = 200
 MAX_DEPTH = 8
@@ -19,31 +22,35 @@ MESSAGE_ID = re.compile(r"^Message-ID:[ \t]*(<[^<>\s]{1,250}>)", re.IGNORECASE |
 
 
 def parse(data: bytes) -> Message:
-    """The message, parsed leniently (compat32 keeps defects as notes instead of errors)."""
-    return email.message_from_bytes(data[:MAX_BYTES], policy=compat32)
+    """The message, parsed leniently (compat32 keeps defects as notes instead of errors).
+
+    The standard parser recurses once per nested multipart: a message nested deeper than the
+    stack allows is no bounce, and reads as an empty message.
+    """
+    try:
+        return email.message_from_bytes(data[:MAX_BYTES], policy=compat32)
+    except RecursionError:
+        return Message()
 
 
-def walk(message: Message) -> Iterator[Message]:
-    """Every part, depth first, into multiparts only (an attached message is one part, whose
-    text is not the bounce's), bounded in count and depth so nesting cannot exhaust the stack."""
+def walk(message: Message) -> list[TypedPart]:
+    """Every part with its content type, depth first, into multiparts only (an attached message
+    is one part, whose text is not the bounce's), bounded in count and depth."""
     stack: list[tuple[Message, int]] = [(message, 0)]
-    seen = 0
-    while stack and seen < MAX_PARTS:
+    found: list[TypedPart] = []
+    while stack and len(found) < MAX_PARTS:
         part, depth = stack.pop()
-        seen += 1
-        yield part
+        kind = content_type(part)
+        found.append((kind, part))
         payload = part.get_payload()
-        if (
-            depth < MAX_DEPTH
-            and isinstance(payload, list)
-            and part.get_content_maintype() == "multipart"
-        ):
+        if depth < MAX_DEPTH and isinstance(payload, list) and kind.startswith("multipart/"):
             children = [child for child in payload if isinstance(child, Message)]
             stack.extend((child, depth + 1) for child in reversed(children))
+    return found
 
 
 def header(message: Message, name: str) -> str:
-    """One header as text: decoded words kept as they are, stray bytes replaced, never raises."""
+    """One header as text: encoded words decoded, stray bytes replaced; "" when absent."""
     value = message.get(name)
     return "" if value is None else _clean(str(value))
 
@@ -54,7 +61,30 @@ def headers(message: Message, name: str) -> list[str]:
 
 
 def _clean(text: str) -> str:
-    return text.encode("utf-8", "replace").decode("utf-8")
+    """Stray bytes replaced, and RFC 2047 encoded words (`=?utf-8?q?...?=`) decoded."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    if "=?" not in text:
+        return text
+    try:
+        chunks = decode_header(text)
+    except (HeaderParseError, ValueError):
+        return text
+    return "".join(_decoded(chunk, charset) for chunk, charset in chunks)
+
+
+def _decoded(chunk: bytes | str, charset: str | None) -> str:
+    if isinstance(chunk, str):
+        return chunk
+    return chunk.decode(_known(charset or "ascii"), "replace")
+
+
+def _known(charset: str) -> str:
+    """The charset if Python has a codec for it, else UTF-8 (wrong names are common)."""
+    try:
+        codecs.lookup(charset)
+    except (LookupError, ValueError):
+        return "utf-8"
+    return charset
 
 
 def content_type(part: Message) -> str:
@@ -69,18 +99,14 @@ def text_of(part: Message) -> str:
     raw = part.get_payload(decode=True)
     if not isinstance(raw, bytes):
         return ""
-    charset = _clean(part.get_content_charset() or "utf-8")
-    try:
-        codecs.lookup(charset)
-    except (LookupError, ValueError):
-        charset = "utf-8"
+    charset = _known(part.get_content_charset() or "utf-8")
     return raw[:MAX_TEXT].decode(charset, "replace")
 
 
-def body_text(message: Message) -> str:
+def body_text(parts: list[TypedPart]) -> str:
     """The first text/plain part's text (the human-readable part of a bounce), or ""."""
-    for part in walk(message):
-        if content_type(part) == "text/plain":
+    for kind, part in parts:
+        if kind == "text/plain":
             return text_of(part)
     return ""
 
@@ -103,10 +129,9 @@ def header_block(text: str) -> Message:
     return Parser(policy=compat32).parsestr(text[:MAX_TEXT], headersonly=True)
 
 
-def original_headers(message: Message) -> Message | None:
+def original_headers(parts: list[TypedPart]) -> Message | None:
     """The returned message's own headers: from message/rfc822 or text/rfc822-headers."""
-    for part in walk(message):
-        kind = content_type(part)
+    for kind, part in parts:
         if kind == "message/rfc822":
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):

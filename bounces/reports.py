@@ -6,7 +6,7 @@ import re
 from email.message import Message
 
 from .feedback import Delivery, Feedback, Kind, classify, find_status, make_event
-from .parts import address_in, blocks, content_type, header, headers, walk
+from .parts import TypedPart, address_in, blocks, header, headers
 
 COMPLAINT_TYPES = {"abuse"}  # fraud, virus, not-spam and auth-failure are not a reader's "spam"
 # Microsoft's JMRP names the complainant in a header of its own above the original's To.
@@ -14,13 +14,10 @@ ORIGINAL_RECIPIENT = ("X-HmXmrOriginalRecipient", "To")
 SMTP_REPLY = re.compile(r"\b([245])\d\d\b")
 
 
-def report_part(message: Message, subtype: str) -> Message | None:
+def report_part(parts: list[TypedPart], subtype: str) -> Message | None:
     """The message/<subtype> part of a report, or None when the message has none."""
     wanted = f"message/{subtype}"
-    for part in walk(message):
-        if content_type(part) == wanted:
-            return part
-    return None
+    return next((part for kind, part in parts if kind == wanted), None)
 
 
 def delivery_status_events(part: Message, delivery: Delivery, source: str) -> list[Feedback]:
@@ -79,10 +76,11 @@ def _without_type(diagnostic: str) -> str:
 def feedback_report_events(
     part: Message, original: Message | None, delivery: Delivery
 ) -> list[Feedback]:
-    """A complaint from an RFC 5965 report of Feedback-Type abuse, one per reported recipient.
+    """The complaint in an RFC 5965 report of Feedback-Type abuse: one reader's, so one event.
 
-    Recipients come from Original-Rcpt-To, else the original message's To; a report whose
-    recipients are redacted still counts when its message id or VERP token names the delivery.
+    The reader is the first Original-Rcpt-To, else the original message's JMRP header or To; a
+    report with the reader redacted still counts when its message id or VERP token names the
+    delivery (its recipient is then "").
     """
     fields = next(iter(blocks(part)), None)
     if fields is None or header(fields, "Feedback-Type").strip().lower() not in COMPLAINT_TYPES:
@@ -90,11 +88,8 @@ def feedback_report_events(
     recipients = [address_in(value) for value in headers(fields, "Original-Rcpt-To")]
     if not any(recipients) and original is not None:
         recipients = [address_in(header(original, name)) for name in ORIGINAL_RECIPIENT]
-    recipients = list(dict.fromkeys(r for r in recipients if r))[:1] or [""]
-    if recipients == [""] and not (delivery.message_id or delivery.verp_token):
+    recipient = next((r for r in recipients if r), "")
+    if not (recipient or delivery.message_id or delivery.verp_token):
         return []
     diagnostic = header(fields, "User-Agent") or header(fields, "Reporting-MTA")
-    return [
-        make_event(Kind.COMPLAINT, recipient, "", diagnostic, "arf", delivery)
-        for recipient in recipients
-    ]
+    return [make_event(Kind.COMPLAINT, recipient, "", diagnostic, "arf", delivery)]

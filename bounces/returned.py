@@ -6,8 +6,18 @@ import logging
 from dataclasses import replace
 from email.message import Message
 
+from .fallback import fallback_events
 from .feedback import Delivery, Feedback, one_line
-from .parts import address_in, body_text, header, headers, message_id_of, original_headers, parse
+from .parts import (
+    address_in,
+    body_text,
+    header,
+    headers,
+    message_id_of,
+    original_headers,
+    parse,
+    walk,
+)
 from .reports import delivery_status_events, feedback_report_events, report_part
 from .text import recipient_replies, text_events
 from .verp import parse_token, token_of
@@ -26,25 +36,28 @@ def parse_returned(data: bytes, secret: str, envelope_to: str | None = None) -> 
     try:
         return _read(data, secret, envelope_to)
     except Exception:
-        log.exception("could not read a returned message of %d bytes", len(data))
+        size = len(data) if isinstance(data, bytes | bytearray) else -1
+        log.exception("could not read a returned message of %d bytes", size)
         return []
 
 
 def _read(data: bytes, secret: str, envelope_to: str | None) -> list[Feedback]:
     message = parse(data)
-    original = original_headers(message)
-    text = body_text(message)
-    feedback_report = report_part(message, "feedback-report")
+    parts = walk(message)
+    original = original_headers(parts)
+    text = body_text(parts)
+    feedback_report = report_part(parts, "feedback-report")
     candidates = [envelope_to or "", *_written_envelopes(message, original, feedback_report)]
     delivery = _delivery(message_id_of(original, text), candidates, secret)
     if feedback_report is not None:
         return feedback_report_events(feedback_report, original, delivery)
-    status_part = report_part(message, "delivery-status")
+    status_part = report_part(parts, "delivery-status")
     if status_part is not None:
         events = delivery_status_events(status_part, delivery, "dsn")
         if events:
             return _with_words_from_text(events, text)
-    return text_events(message, text, delivery)
+    events = text_events(message, text, delivery)
+    return events or _with_words_from_text(fallback_events(message, delivery), text)
 
 
 def _written_envelopes(
@@ -74,7 +87,8 @@ def _delivery(message_id: str | None, candidates: list[str], secret: str) -> Del
 
 
 def _with_words_from_text(events: list[Feedback], text: str) -> list[Feedback]:
-    """Exchange may leave Diagnostic-Code out; its text part then quotes the server's reply."""
+    """Exchange may leave Diagnostic-Code out, and flufl.bounce gives no words: the text part
+    then quotes the server's reply under the address (`Remote Server returned '...'`)."""
     if all(event.diagnostic for event in events):
         return events
     replies = {address.lower(): reply for address, reply in recipient_replies(text).items()}

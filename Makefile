@@ -58,6 +58,7 @@ bench: install-test
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null \
 	  || { echo "bench/web.py needs wrk: sudo apt-get install -y wrk" >&2; exit 1; }
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/returned.py
 	$(BIN)/python bench/dispatch.py --db sqlite
 	$(BIN)/python bench/dispatch.py --db postgresql
 	$(BIN)/python bench/idle.py --db sqlite

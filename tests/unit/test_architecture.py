@@ -18,7 +18,7 @@ LAYERS = [
     {"models"},
     {"migrations", "course"},
     {"emails"},
-    {"send", "ratelimit", "webhooks"},
+    {"send", "ratelimit", "webhooks", "bounces"},
     {"subscriptions"},
     {"suppressions", "reports"},
     {"scheduler"},

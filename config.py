@@ -5,14 +5,19 @@ One Settings object is built at the edge (the CLI) and passed in; nothing else r
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from .errors import ConfigError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .errors import ConfigError, mask_secrets
 
 BUNDLED_COURSES = Path(__file__).resolve().parent / "course" / "sample"
 DEV_SECRET_KEY = "drip-development-key-change-me"
@@ -81,7 +86,75 @@ class Settings:
                 raise ConfigError(f"setting {name} (DRIP_{name.upper()}) must be positive")
         if converted.get("log_format", "text") not in ("text", "json"):
             raise ConfigError("setting log_format (DRIP_LOG_FORMAT) must be text or json")
+        _check_urls(converted)
         return replace(self, **converted)
+
+
+def _check_urls(values: Mapping[str, Any]) -> None:
+    """Refuse a malformed database or SMTP URL when the settings are loaded, before any command
+    writes anything; the messages show the URL with its password masked."""
+    if values.get("smtp_url"):
+        try:
+            parse_smtp_url(values["smtp_url"])
+        except ConfigError as exc:
+            raise ConfigError(f"setting smtp_url (DRIP_SMTP_URL): {exc}") from None
+    if "database_url" in values:
+        try:
+            make_url(values["database_url"])
+        except (ArgumentError, ValueError) as exc:
+            raise ConfigError(
+                f"setting database_url (DRIP_DATABASE_URL) "
+                f"{mask_secrets(repr(values['database_url']))}: {mask_secrets(str(exc))}"
+            ) from None
+
+
+@dataclass(frozen=True)
+class SMTPRelay:
+    """Where and how to reach the SMTP relay that DRIP_SMTP_URL names."""
+
+    host: str
+    port: int
+    security: str  # "none", "starttls" or "tls" (implicit TLS, smtps://)
+    username: str | None
+    password: str | None
+    timeout: float
+
+
+def parse_smtp_url(url: str) -> SMTPRelay:
+    """smtp://user:pass@host:587?starttls=true, smtps://host:465, smtp://host?timeout=5.
+
+    A ConfigError names what is wrong, showing the URL with its password masked."""
+    shown = f"SMTP URL {mask_secrets(repr(url))}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{shown}: {mask_secrets(str(exc))}") from None
+    if parts.scheme not in {"smtp", "smtps"}:
+        raise ConfigError(f"{shown}: the scheme must be smtp:// or smtps://")
+    if not parts.hostname:
+        raise ConfigError(f"{shown} names no host")
+    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    unknown = set(options) - {"starttls", "timeout"}
+    if unknown:
+        raise ConfigError(f"{shown}: unknown option(s) {', '.join(sorted(unknown))}")
+    security = "tls" if parts.scheme == "smtps" else "none"
+    if options.get("starttls", "false").lower() in {"1", "true", "yes"}:
+        security = "starttls"
+    try:
+        timeout = float(options.get("timeout", 30))
+    except ValueError:
+        timeout = math.nan
+    if not 0 < timeout < math.inf:
+        raise ConfigError(f"{shown}: timeout must be a positive number of seconds")
+    return SMTPRelay(
+        host=parts.hostname,
+        port=port or (465 if security == "tls" else 25),
+        security=security,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        timeout=timeout,
+    )
 
 
 def _convert(raw: Any, default: Any) -> Any:

@@ -2,7 +2,8 @@
 
 Send, deferral, bounce and give-up lines carry structured fields (event, subscription_id,
 message_id, day, course, smtp_reply), state changes carry (event="state", subscription_id,
-course, state); a message body is never logged."""
+course, state); a message body is never logged, and a URL's password never shows: every line
+goes through errors.mask_secrets."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from .errors import mask_secrets
+
 FIELDS = ("event", "subscription_id", "message_id", "day", "course", "smtp_reply", "state")
+
+
+class MaskingFormatter(logging.Formatter):
+    """The readable line format, with secrets masked (an exception's text included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))
 
 
 class JSONFormatter(logging.Formatter):
@@ -24,7 +34,7 @@ class JSONFormatter(logging.Formatter):
         entry.update({k: getattr(record, k) for k in FIELDS if hasattr(record, k)})
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return mask_secrets(json.dumps(entry, default=str))
 
 
 def setup_logging(verbose: bool = False, fmt: str = "text") -> logging.Handler:
@@ -33,7 +43,7 @@ def setup_logging(verbose: bool = False, fmt: str = "text") -> logging.Handler:
     if fmt == "json":
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TextIO
-from urllib.parse import parse_qs, unquote, urlsplit
 
+from .config import parse_smtp_url
 from .emails.mime import Outgoing
 from .errors import ConfigError
 from .ratelimit import RateLimiter
@@ -97,33 +97,14 @@ class SMTPTransport(Transport):
     @classmethod
     def from_url(cls, url: str, limiter: RateLimiter | None = None) -> SMTPTransport:
         """smtp://user:pass@host:587?starttls=true, smtps://host:465, smtp://host?timeout=5."""
-        parts = urlsplit(url)
-        if parts.scheme not in {"smtp", "smtps"}:
-            raise ConfigError(f"SMTP URL {url!r}: the scheme must be smtp:// or smtps://")
-        if not parts.hostname:
-            raise ConfigError(f"SMTP URL {url!r} names no host")
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise ConfigError(f"SMTP URL {url!r}: {exc}") from exc
-        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        unknown = set(options) - {"starttls", "timeout"}
-        if unknown:
-            raise ConfigError(f"SMTP URL {url!r}: unknown option(s) {', '.join(sorted(unknown))}")
-        security = "tls" if parts.scheme == "smtps" else "none"
-        if options.get("starttls", "false").lower() in {"1", "true", "yes"}:
-            security = "starttls"
-        try:
-            timeout = float(options.get("timeout", 30))
-        except ValueError as exc:
-            raise ConfigError(f"SMTP URL {url!r}: timeout must be a number of seconds") from exc
+        relay = parse_smtp_url(url)
         return cls(
-            parts.hostname,
-            port or (465 if security == "tls" else 25),
-            security=security,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            timeout=timeout,
+            relay.host,
+            relay.port,
+            security=relay.security,
+            username=relay.username,
+            password=relay.password,
+            timeout=relay.timeout,
             limiter=limiter,
         )
 

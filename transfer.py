@@ -1,16 +1,21 @@
 """Subscriber lists in and out as CSV, columns email, name, timezone, state, current_day.
 
 An import runs in the caller's one transaction: bad rows are reported with their line numbers
-and left out, the good ones go in together, and a crash writes nothing.
+and left out, the good ones go in together, and a crash writes nothing. A header that names an
+unknown column refuses the whole file.
+
+A cell a spreadsheet would run as a formula (one starting with =, +, -, @, a tab or a carriage
+return) is exported with a ' in front, as OWASP advises against CSV injection; the import takes
+exactly that quote off again, so an export imports back to the same values.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy import select
@@ -23,6 +28,8 @@ from .models import Subscriber, Subscription, SubscriptionState
 from .subscriptions import Event
 
 COLUMNS = ("email", "name", "timezone", "state", "current_day")
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")  # a formula, or one already escaped (escaped again)
+_ESCAPED_FORMULA = re.compile(r"'+[=+\-@\t\r]")
 
 
 @dataclass
@@ -34,18 +41,65 @@ class ImportReport:
     problems: list[str] = field(default_factory=list)
 
 
-def read_rows(path: Path) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
-    """(line number, row) pairs, and header problems. A BOM and CRLF endings are fine."""
-    with open(path, encoding="utf-8-sig", newline="") as file:
-        reader = csv.DictReader(file)
-        header = [name.strip().lower() for name in reader.fieldnames or []]
-        if "email" not in header:
-            return [], [f"{path}:1: the header must name an 'email' column (columns: {COLUMNS})"]
-        reader.fieldnames = header
-        rows = [
-            (reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}) for row in reader
-        ]
-    return rows, []
+def read_rows(file: TextIO, source: str) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
+    """(line number, row) pairs, and the lines that cannot be rows (a value beyond the named
+    columns). A BOM and CRLF endings are fine; a bad header, a file that is not UTF-8 or not
+    CSV is InvalidInput: the whole file is refused."""
+    reader = csv.reader(file)
+    rows: list[tuple[int, dict[str, str]]] = []
+    problems: list[str] = []
+    try:
+        header = _header(next(reader, []), source)
+        for cells in reader:
+            values = [unescape_cell(cell.strip()) for cell in cells]
+            problem = _row_problem(header, values)
+            if problem:
+                problems.append(f"{source}:{reader.line_num}: {problem}")
+            elif any(values):
+                rows.append(
+                    (reader.line_num, {k: v for k, v in zip(header, values, strict=False) if k})
+                )
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{source}: not UTF-8 text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise InvalidInput(f"{source}:{reader.line_num}: not CSV: {exc}") from None
+    return rows, problems
+
+
+def _header(cells: list[str], source: str) -> list[str]:
+    """The column names, lower case; columns without a name are allowed while left empty."""
+    names = [cell.strip().lstrip("\ufeff").lower() for cell in cells]
+    if "email" not in names:
+        raise InvalidInput(f"{source}:1: the header must name an 'email' column "
+                           f"(columns: {', '.join(COLUMNS)})")  # fmt: skip
+    unknown = sorted({name for name in names if name and name not in COLUMNS})
+    if unknown:
+        raise InvalidInput(f"{source}:1: unknown column(s) "
+                           f"{', '.join(repr(name[:40]) for name in unknown)} "
+                           f"(columns: {', '.join(COLUMNS)}); nothing imported")  # fmt: skip
+    twice = sorted({name for name in names if name and names.count(name) > 1})
+    if twice:
+        raise InvalidInput(f"{source}:1: column(s) named twice: {', '.join(twice)}")
+    return names
+
+
+def _row_problem(header: list[str], values: list[str]) -> str | None:
+    stray = [i for i, v in enumerate(values) if v and (i >= len(header) or not header[i])]
+    if stray:
+        return f"a value in column {stray[0] + 1}, which the header does not name"
+    if any("\x00" in value for value in values):
+        return "a NUL character, which no column may hold"
+    return None
+
+
+def escape_cell(value: str) -> str:
+    """`value` as a spreadsheet will show it, never run it: a formula gets a leading '."""
+    return "'" + value if _FORMULA.match(value) else value
+
+
+def unescape_cell(value: str) -> str:
+    """The inverse of escape_cell on what it writes: one leading ' off an escaped formula."""
+    return value[1:] if _ESCAPED_FORMULA.match(value) else value
 
 
 def import_rows(
@@ -135,6 +189,7 @@ def export_rows(session: Session, course_slug: str, out: TextIO) -> int:
     )
     count = 0
     for email, name, sub in session.execute(query):
-        writer.writerow((email, name, sub.timezone, sub.state.value, sub.current_day))
+        cells = (email, name, sub.timezone, sub.state.value, str(sub.current_day))
+        writer.writerow([escape_cell(cell) for cell in cells])
         count += 1
     return count

@@ -18,13 +18,20 @@ def out(text: str) -> None:
     print(text, flush=True)
 
 
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def parse_instant(text: str) -> datetime:
-    """An ISO-8601 instant; without an offset it is taken as UTC."""
+    """An ISO-8601 instant; without an offset it is taken as UTC. Bounded, so that the schedule
+    math (a lesson days later) never runs off the end of the calendar."""
     try:
         value = datetime.fromisoformat(text)
-    except ValueError as exc:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise InvalidInput(f"--now {text!r} is not an ISO-8601 date and time") from exc
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if not EARLIEST <= value < LATEST:
+        raise InvalidInput(f"--now {text!r} is not between {EARLIEST:%Y} and {LATEST:%Y}")
+    return value
 
 
 def now_of(args: argparse.Namespace, rt: Runtime) -> datetime:

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import stats
-from ..errors import DripError
+from ..errors import EXIT_NOTHING_SENT, EXIT_OK, DripError, InvalidInput
 from ..runtime import Runtime
 from ..scheduler.dispatch import PassResult
 from ..scheduler.runner import Waker, run_forever, start_scheduler
@@ -27,7 +27,15 @@ def cmd_tick(args: argparse.Namespace, rt: Runtime) -> int:
     result = _tick_with_progress(rt, now) if _at_terminal() else rt.dispatcher.run_pass(now)
     out(f"{now.isoformat()}: sent {result.sent}, deferred {result.deferred}, "
         f"bounced {result.bounced}, failed {result.failed}")  # fmt: skip
-    return 0
+    return tick_status(result)
+
+
+def tick_status(result: PassResult) -> int:
+    """EXIT_NOTHING_SENT when lessons were due and every attempt failed (the relay is down or
+    refusing, for cron to alert on); EXIT_OK when something went out or nothing was due."""
+    attempts_failed = result.deferred + result.failed + result.bounced
+    went_out = result.sent + result.confirmations
+    return EXIT_NOTHING_SENT if went_out == 0 and attempts_failed > 0 else EXIT_OK
 
 
 def _at_terminal() -> bool:
@@ -100,6 +108,8 @@ def cmd_stats(args: argparse.Namespace, rt: Runtime) -> int:
             out(f"plot written to {stats.plot(figures, args.plot)}")
         except ImportError:
             raise DripError("--plot needs matplotlib: pip install 'drip-courses[plot]'") from None
+        except ValueError as exc:  # an image format matplotlib does not know, from the suffix
+            raise InvalidInput(f"--plot {args.plot}: {exc}") from None
     if args.json:
         out(json.dumps(figures.as_dict(), indent=2))
     elif not args.plot:

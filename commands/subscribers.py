@@ -4,8 +4,11 @@ import, export. Each one that changes state takes --now."""
 from __future__ import annotations
 
 import argparse
+import io
 import sys
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal, TextIO
 
 from .. import subscriptions, transfer
 from ..errors import InvalidInput
@@ -43,12 +46,15 @@ def _change_state(args: argparse.Namespace, rt: Runtime, event: str) -> int:
     now = now_of(args, rt)
     with rt.sessions() as session, session.begin():
         found = subscriptions.find_live(session, args.email, args.course)
-        for sub in found:
-            subscriptions.apply(sub, event, rt.course(sub.course_slug), now)
-            out(f"{args.email}: {sub.state} in {sub.course_slug}")
+        # every course is resolved before the first change, so an error leaves all unchanged
+        for sub, course in [(sub, rt.course(sub.course_slug)) for sub in found]:
+            subscriptions.apply(sub, event, course, now)
+        changed = [(sub.course_slug, sub.state) for sub in found]
     if not found:
         raise InvalidInput(f"{args.email} has no live subscription" + (
             f" to {args.course}" if args.course else ""))  # fmt: skip
+    for slug, state in changed:
+        out(f"{args.email}: {state} in {slug}")
     return 0
 
 
@@ -70,8 +76,8 @@ def cmd_retry(args: argparse.Namespace, rt: Runtime) -> int:
     now = now_of(args, rt)
     with rt.sessions() as session, session.begin():
         found = subscriptions.find_failed(session, args.email, args.course)
-        for sub in found:
-            subscriptions.apply(sub, "retry", rt.course(sub.course_slug), now)
+        for sub, course in [(sub, rt.course(sub.course_slug)) for sub in found]:
+            subscriptions.apply(sub, "retry", course, now)
     if not found:
         raise InvalidInput(f"{args.email} has no failed lesson to retry" + (
             f" in {args.course}" if args.course else ""))  # fmt: skip
@@ -83,9 +89,10 @@ def cmd_retry(args: argparse.Namespace, rt: Runtime) -> int:
 def cmd_subscribers(args: argparse.Namespace, rt: Runtime) -> int:
     if args.course:
         rt.course(args.course)
-    out("email\tcourse\tstate\tday\tnext lesson (local)\ttimezone")
     with rt.sessions() as session:
-        for email, sub in subscriptions.listing(session, args.course):
+        listing = subscriptions.listing(session, args.course)
+        out("email\tcourse\tstate\tday\tnext lesson (local)\ttimezone")
+        for email, sub in listing:
             due, state = "-", str(sub.state)
             if sub.next_due_at is not None:
                 due = f"{sub.next_due_at.astimezone(subscriptions.zone_of(sub)):%Y-%m-%d %H:%M}"
@@ -98,10 +105,11 @@ def cmd_subscribers(args: argparse.Namespace, rt: Runtime) -> int:
 def cmd_import(args: argparse.Namespace, rt: Runtime) -> int:
     course = rt.course(args.course)
     now = now_of(args, rt)
-    rows, problems = transfer.read_rows(args.file)
+    with _opened(args.file, "r") as file:  # read and checked whole before the transaction
+        rows, problems = transfer.read_rows(file, _source_name(args.file))
     with rt.sessions() as session, session.begin(), progress(len(rows), "importing") as step:
         report = transfer.import_rows(
-            session, course, rows, source=str(args.file), now=now,
+            session, course, rows, source=_source_name(args.file), now=now,
             confirmed=args.confirmed, progress=lambda: step(1),
         )  # fmt: skip
     for problem in problems + report.problems:
@@ -113,14 +121,48 @@ def cmd_import(args: argparse.Namespace, rt: Runtime) -> int:
 
 def cmd_export(args: argparse.Namespace, rt: Runtime) -> int:
     rt.course(args.course)
-    with rt.sessions() as session:
-        if args.output:
-            with open(args.output, "w", encoding="utf-8", newline="") as file:
-                count = transfer.export_rows(session, args.course, file)
-            print(f"exported {count} to {args.output}", file=sys.stderr)
-        else:
-            transfer.export_rows(session, args.course, sys.stdout)
+    with rt.sessions() as session, _opened(args.output, "w") as file:
+        count = transfer.export_rows(session, args.course, file)
+    if args.output != STDIO:
+        print(f"exported {count} to {args.output}", file=sys.stderr)
     return 0
+
+
+STDIO = "-"  # a FILE argument that means standard input or output
+
+
+def _source_name(name: str) -> str:
+    return "<stdin>" if name == STDIO else name
+
+
+@contextmanager
+def _opened(name: str, mode: Literal["r", "w"]) -> Iterator[TextIO]:
+    """The CSV file `name` as UTF-8 text (a BOM is skipped), or standard input or output for
+    `-`; a file that cannot be opened is bad input."""
+    if name == STDIO:
+        with _standard_stream(mode) as stream:
+            yield stream
+        return
+    try:
+        encoding = "utf-8-sig" if mode == "r" else "utf-8"
+        file = open(name, mode, encoding=encoding, newline="")  # noqa: SIM115 -- closed below
+    except OSError as exc:
+        raise InvalidInput(f"cannot open {name}: {exc.strerror or exc}") from None
+    with file:
+        yield file
+
+
+@contextmanager
+def _standard_stream(mode: Literal["r", "w"]) -> Iterator[TextIO]:
+    """Standard output, or standard input read as a CSV file is (UTF-8, newlines kept for csv)."""
+    if mode == "w" or not isinstance(sys.stdin, io.TextIOWrapper):  # a test's text stand-in
+        yield sys.stdout if mode == "w" else sys.stdin
+        return
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+    try:
+        yield stdin
+    finally:
+        stdin.detach()  # standard input itself stays open
 
 
 def register(add: AddParser) -> None:
@@ -143,13 +185,13 @@ def register(add: AddParser) -> None:
     add_now(p)
     add("subscribers", "list subscriptions", cmd_subscribers).add_argument("--course")
     p = add(
-        "import", "subscribe the rows of a CSV file (columns: " + ", ".join(transfer.COLUMNS) + ")",
-        cmd_import,
+        "import", "subscribe the rows of a CSV file (columns: " + ", ".join(transfer.COLUMNS)
+        + "; only email is required, another column refuses the file)", cmd_import,
     )  # fmt: skip
-    p.add_argument("file", type=Path)
+    p.add_argument("file", metavar="FILE.csv", help="the CSV file, or - for standard input")
     p.add_argument("--course", required=True)
     p.add_argument("--confirmed", action="store_true", help="rows without a state are active")
     add_now(p)
     p = add("export", "write a course's subscriptions as CSV", cmd_export)
     p.add_argument("--course", required=True)
-    p.add_argument("--output", type=Path, help="a file (default: standard output)")
+    p.add_argument("--output", default=STDIO, help="a file, or - (the default): standard output")

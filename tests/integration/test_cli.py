@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from drip.cli import main
+from drip.config import BUNDLED_COURSES
 from drip.models import Subscriber, Subscription, make_engine
 
 from conftest import lesson_file, write_course
@@ -174,3 +176,31 @@ def test_the_installed_command_runs(tmp_path: Path) -> None:
     (eml,) = (tmp_path / "outbox").glob("*.eml")
     assert b"Subject: " in eml.read_bytes()
     assert run("check").stdout.startswith("ok: bone-health")
+
+
+def test_a_change_that_fails_part_way_changes_nothing(env, tmp_path: Path, capsys, monkeypatch):
+    """One address in two courses, one of them no longer loaded: the unsubscribe is refused
+    before either subscription changes."""
+    both, only_bones = tmp_path / "both", tmp_path / "bones"
+    for folder in (both, only_bones):
+        shutil.copytree(BUNDLED_COURSES / "bone-health", folder / "bone-health")
+    write_course(both / "tiny")
+    monkeypatch.setenv("DRIP_COURSES_DIR", str(both))
+    for slug in ("bone-health", "tiny"):
+        assert main(["subscribe", "d@example.com", "--course", slug, "--confirmed"]) == 0
+    monkeypatch.setenv("DRIP_COURSES_DIR", str(only_bones))
+    capsys.readouterr()
+    for command in ("unsubscribe", "pause"):
+        assert main([command, "d@example.com"]) == 2
+        assert "unknown course 'tiny'" in capsys.readouterr().err
+    assert main(["subscribers"]) == 0
+    states = [line.split("\t")[2] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert states == ["active", "active"]
+
+
+def test_import_help_names_the_real_columns() -> None:
+    drip = Path(sys.executable).parent / "drip"
+    shown = subprocess.run([str(drip), "import", "--help"], capture_output=True, text=True,
+                           timeout=60).stdout  # fmt: skip
+    assert "email, name, timezone, state, current_day" in " ".join(shown.split())
+    assert "- for standard input" in " ".join(shown.split())

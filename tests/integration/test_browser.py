@@ -74,7 +74,7 @@ def test_drip_run_serves_sends_and_stops_cleanly(database_url, smtp_server, tmp_
     process, base = start_drip("run", database_url, smtp_server, tmp_path)
     try:
         httpx.post(f"{base}/subscribe", json={"email": "run@example.com", "course": "bone-health"})
-        httpx.get(base + confirm_path(smtp_server))
+        httpx.post(base + confirm_path(smtp_server))
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=60)
@@ -95,6 +95,8 @@ def test_real_server_over_http(server: str, smtp_server) -> None:
     )
     assert answer.status_code == 200 and answer.json() == {"status": "check your inbox"}
     page = httpx.get(server + confirm_path(smtp_server))
+    assert page.status_code == 200 and "Lesson 1 is on its way" not in page.text, "GET confirmed"
+    page = httpx.post(server + confirm_path(smtp_server))
     assert page.status_code == 200 and "Lesson 1 is on its way" in page.text
 
 
@@ -113,6 +115,7 @@ def test_subscribe_and_confirm_in_chromium(server: str, smtp_server, tmp_path: P
         page.wait_for_selector("text=Check your inbox")
         page.screenshot(path=tmp_path / "2-check-inbox.png", full_page=True)
         page.goto(server + confirm_path(smtp_server))
+        page.click("button[type=submit]")  # the link's GET only shows this button
         page.wait_for_selector("text=You're in")
         assert "(Asia/Tokyo)" in page.content()
         page.screenshot(path=tmp_path / "3-confirmed.png", full_page=True)

@@ -3,6 +3,7 @@ the database holds."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import select
@@ -45,3 +46,11 @@ def deliveries(rt: Runtime, sub_id: int) -> list[Delivery]:
 def lesson_day(rt: Runtime, subject: str) -> int:
     course = rt.course("bone-health")
     return next(lesson.day for lesson in course.lessons if lesson.subject == subject)
+
+
+def link(message, path: str) -> str:
+    """The path of the `path` link (confirm, preferences, ...) in a received email's text."""
+    text = message.message.get_body(("plain",)).get_content()
+    found = re.search(rf"https://drip\.example\.org(/{path}/[A-Za-z0-9_-]+)", text)
+    assert found, text
+    return found[1]

@@ -39,7 +39,7 @@ from ..scheduler.schedule import next_lesson_due, zone
 from ..send import SendStatus
 from ..stats import database_answers
 from .body import BodyLimit, read_fields
-from .headers import EMAIL_PAGE_POLICY, SecurityHeaders
+from .headers import EMAIL_PAGE_POLICY, HEADERS, SecurityHeaders
 from .throttle import Throttle, client_address, trusted_proxies
 
 log = logging.getLogger("drip.web")
@@ -309,8 +309,10 @@ class Pages:
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
         log.exception("error on %s", request.url.path, exc_info=exc)
-        return self.render(request, "message.html", 500, title="Something went wrong",
+        page = self.render(request, "message.html", 500, title="Something went wrong",
                            message="Please try again in a minute.")  # fmt: skip
+        page.headers.update(HEADERS)  # this handler runs outside the middleware
+        return page
 
     def _subscription(self, session: Session, column: str, request: Request) -> Subscription:
         sub = subscriptions.by_token(session, column, request.path_params["token"])

@@ -14,12 +14,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MAX_FIELDS = 20  # fields per form or JSON object
 MAX_FIELD = 10_000  # characters per field; longer is refused before anything else
 MAX_JSON_DEPTH = 20
-TOO_LARGE = "The request body is too large."
+
+
+class BodyTooLarge(Exception):
+    """Raised from `receive` once a streamed body passes the limit; answered by BodyLimit."""
 
 
 class BodyLimit:
     """Refuses a request body over `limit` bytes with 413: at once when Content-Length says so,
-    and as soon as a streamed (chunked) body passes the limit, so it is never held in memory."""
+    and as soon as a streamed (chunked) body passes the limit, so it is never held in memory.
+    The refusal closes the connection, so the server does not go on draining what is left."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -29,9 +33,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         if _declared_length(scope) > self.limit:
-            await PlainTextResponse(TOO_LARGE, status_code=413)(scope, receive, send)
+            await REFUSAL(scope, receive, send)
             return
-        received = 0
+        received, started = 0, False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -39,10 +43,25 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise HTTPException(413, TOO_LARGE)
+                    raise BodyTooLarge
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await REFUSAL(scope, receive, send)
+
+
+REFUSAL = PlainTextResponse(
+    "The request body is too large.", status_code=413, headers={"Connection": "close"}
+)
 
 
 def _declared_length(scope: Scope) -> int:

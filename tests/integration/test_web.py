@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,34 +13,8 @@ from drip.models import Subscription, SubscriptionState
 from drip.runtime import Runtime
 from drip.web import create_app
 
-from conftest import T0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def client(runtime: Runtime, clock: Clock):
-    runtime.clock = clock
-    with TestClient(create_app(runtime), base_url="https://drip.example.org") as client:
-        yield client
-
-
-def link(message, path: str) -> str:
-    text = message.message.get_body(("plain",)).get_content()
-    found = re.search(rf"https://drip\.example\.org(/{path}/[A-Za-z0-9_-]+)", text)
-    assert found, text
-    return found[1]
+from conftest import T0, Clock
+from helpers import link
 
 
 def subscribe(client: TestClient, email: str = "ana@example.com", **extra: str):

@@ -149,7 +149,7 @@ def test_web_writes_wait_for_a_tick_in_another_process(
     engine = make_engine(database_url)
     with engine.connect() as conn:
         query = select(Subscription.unsubscribe_token, Subscription.manage_token)
-        tokens = [tuple(row) for row in conn.execute(query.order_by(Subscription.id.desc()))]
+        tokens = [(u, m) for u, m in conn.execute(query.order_by(Subscription.id.desc()))]
     engine.dispose()
     limits = {"signup_limit_per_client": 100_000, "signup_limit_per_address": 100_000}
     process, base = start_drip("serve", database_url, smtp_server, tmp_path, **limits)

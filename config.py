@@ -38,6 +38,8 @@ class Settings:
     pending_expiry_seconds: float = 7 * 86400.0  # an unconfirmed subscription's link lasts this
     signup_limit_per_client: int = 20  # subscribe requests per client address per hour
     signup_limit_per_address: int = 3  # confirmation emails per recipient per hour
+    max_body_bytes: int = 65536  # a request body (form or JSON) larger than this gets 413
+    trusted_proxies: str = ""  # comma-separated peers whose X-Forwarded-For names the client
     log_format: str = "text"  # or "json": one object per line
     tick_seconds: float = 30.0
     batch_size: int = 200

@@ -19,7 +19,7 @@ from .course import Course, load_courses
 from .emails import LessonRenderer, Links
 from .errors import DripError, UnknownCourse
 from .metrics import Metrics
-from .models import make_engine, make_sessionmaker
+from .models import make_engine, make_sessionmaker, writer
 from .scheduler.dispatch import Dispatcher, RetryPolicy
 from .scheduler.queries import ALL_KINDS
 from .scheduler.runner import Wakeable
@@ -58,6 +58,13 @@ class Runtime:
                 "is not initialised: run `drip init` first"
             )
         return make_sessionmaker(self.engine)
+
+    @cached_property
+    def write_sessions(self) -> sessionmaker[Session]:
+        """Sessions whose transactions take SQLite's write lock at BEGIN: a web write then waits
+        for a busy worker (up to the busy timeout) instead of failing with "database is locked"."""
+        self.sessions  # noqa: B018 -- the same check of an initialised database
+        return make_sessionmaker(writer(self.engine))
 
     def init_database(self) -> None:
         migrations.upgrade(self.engine)

@@ -285,7 +285,8 @@ def subscribe(
 
     An address already pending, active, paused or failed keeps its subscription as it is; an
     ended one (unsubscribed, bounced, completed) starts again from lesson 1 as a new
-    subscription."""
+    subscription. A known subscriber's name is never changed here: anyone may type any address,
+    so changes go through the preferences link only."""
     address = normalize_email(email)
     zone_name = check_timezone(timezone or course.timezone)
     name = check_name(name)
@@ -296,8 +297,6 @@ def subscribe(
         )
         session.add(subscriber)
         session.flush()
-    elif name:
-        subscriber.name = name
     subscription = live_subscription(session, subscriber.id, course.slug)
     if subscription is None:
         subscription = Subscription(

@@ -92,7 +92,8 @@ def _serve(args: argparse.Namespace, rt: Runtime) -> None:
     # let that be a no-op, so the caller still finishes its work and exits 0.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
-    uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
+    # X-Forwarded-For is read by the app, from DRIP_TRUSTED_PROXIES only (not uvicorn's default).
+    uvicorn.run(create_app(rt), host=host, port=port, log_level="info", proxy_headers=False)
 
 
 def cmd_stats(args: argparse.Namespace, rt: Runtime) -> int:

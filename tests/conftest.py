@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from starlette.testclient import TestClient
 
 from drip import migrations
 from drip.config import BUNDLED_COURSES, Settings
 from drip.models import make_engine
 from drip.runtime import Runtime
+from drip.web import create_app
 
 from smtp_server import smtp_server, smtputf8_server  # noqa: F401  (fixtures)
 
@@ -92,6 +94,29 @@ def runtime(database_url: str, tmp_path: Path, smtp_server) -> Iterator[Runtime]
     rt.waker = PassNow(rt)
     yield rt
     rt.close()
+
+
+class Clock:
+    """A clock the tests move: the web app reads it per request."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(runtime: Runtime, clock: Clock) -> Iterator[TestClient]:
+    """The real app in process, on the test database and SMTP server, at `clock`'s time."""
+    runtime.clock = clock
+    with TestClient(create_app(runtime), base_url="https://drip.example.org") as client:
+        yield client
 
 
 COURSE_TOML = """\

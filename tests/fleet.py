@@ -1,8 +1,9 @@
 """Helpers for tests that run real `drip` processes against one database: bulk seeding, the
-environment a worker is given, and starting, killing and reaping the processes."""
+environment a worker is given, and starting (servers too), killing and reaping the processes."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -24,7 +25,10 @@ from drip.models import (
     new_token,
 )
 
+from smtp_server import free_port
+
 DRIP = str(Path(sys.executable).parent / "drip")
+SERVER_LOGS: dict[int, Path] = {}  # pid of a server from start_drip -> its output
 
 
 def seed(url: str, count: int, course_slug: str, due: datetime, zone: str = "UTC") -> None:
@@ -98,20 +102,45 @@ def delivery_states(url: str) -> Counter[DeliveryState]:
         engine.dispose()
 
 
-def serve(command: str, env: dict, cwd: Path, port: int) -> subprocess.Popen[str]:
-    """`drip <command> --port PORT` started, once its /healthz answers."""
-    process = subprocess.Popen(
-        [DRIP, command, "--port", str(port)], env=env, cwd=cwd,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"drip {command} did not start: {process.communicate()[0]}")
-        time.sleep(0.1)  # waiting for the server process to listen
+def start_drip(command: str, database_url: str, smtp_server, tmp_path: Path, **settings: object):
+    """`drip <command>` listening on a free port, once /healthz answers; (process, base URL).
+    `settings` become DRIP_* variables (signup_limit_per_client=5: DRIP_SIGNUP_LIMIT_PER_CLIENT)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DRIP_")},
+        "DRIP_DATABASE_URL": database_url,
+        "DRIP_SMTP_URL": smtp_server.url,
+        "DRIP_BASE_URL": base,
+        **{f"DRIP_{key.upper()}": str(value) for key, value in settings.items()},
+    }
+    log = tmp_path / f"drip-{command}-{port}.log"  # a file: a full pipe would stall the server
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [DRIP, command, "--port", str(port)], env=env, cwd=tmp_path,
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    SERVER_LOGS[process.pid] = log
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"drip {command} did not start: {log.read_text()}")
+            time.sleep(0.1)  # waiting for the server process to listen
+    except BaseException:
+        process.kill()
+        process.wait(timeout=30)
+        raise
+    return process, base
+
+
+def stop(process: subprocess.Popen[bytes]) -> str:
+    """SIGTERM a started `drip` server and wait for it; its output."""
+    process.terminate()
+    process.wait(timeout=30)
+    return SERVER_LOGS.pop(process.pid).read_text(encoding="utf-8", errors="replace")

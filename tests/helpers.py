@@ -97,3 +97,11 @@ def addr_spec(message: EmailMessage, name: str) -> str:
     """The address in header `name`, a UTF-8 local part read back as text."""
     address = message[name].addresses[0]
     return address.addr_spec.encode("utf-8", "surrogateescape").decode("utf-8")
+
+
+def link(message, path: str) -> str:
+    """The path of the `path` link (confirm, preferences, ...) in a received email's text."""
+    text = message.message.get_body(("plain",)).get_content()
+    found = re.search(rf"https://drip\.example\.org(/{path}/[A-Za-z0-9_-]+)", text)
+    assert found, text
+    return found[1]

@@ -2,12 +2,14 @@
 
 Every page is a Jinja2 template with autoescaping; tokens in the URL are the only credentials,
 looked up through subscriptions.by_token (constant-time compare). A bad or expired token gets
-the same friendly 404 page, whatever was wrong with it.
+the same friendly 404 page, whatever was wrong with it. Handlers that touch the database, the
+file system or SMTP are plain functions, which Starlette runs in its thread pool: the event loop
+only reads request bodies, so a slow relay or a busy database never holds up other requests.
+Transactions that write take SQLite's write lock at BEGIN (`Runtime.write_sessions`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
@@ -17,28 +19,33 @@ from zoneinfo import available_timezones
 
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from .. import subscriptions
 from ..config import Settings
 from ..course import Course
 from ..emails import Recipient
-from ..errors import InvalidInput, UnknownCourse
+from ..errors import InvalidInput, RenderError, UnknownCourse
 from ..models import LIVE_STATES, Subscription, SubscriptionState
 from ..runtime import Runtime
 from ..scheduler.schedule import next_lesson_due, zone
 from ..stats import database_answers
-from .throttle import Throttle
+from .body import BodyLimit, read_fields
+from .headers import EMAIL_PAGE_POLICY, HEADERS, SecurityHeaders
+from .throttle import Throttle, client_address, trusted_proxies
 
 log = logging.getLogger("drip.web")
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+HERE = Path(__file__).resolve().parent
+TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"}
-MAX_FIELD = 10_000  # a form field longer than this is refused before anything else
 
 
 class NotFound(HTTPException):
@@ -52,16 +59,21 @@ def create_app(runtime: Runtime) -> Starlette:
     routes = [
         Route("/", pages.index),
         Route("/subscribe", pages.subscribe, methods=["POST"]),
-        Route("/confirm/{token}", pages.confirm),
+        Route("/confirm/{token}", pages.confirm, methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", pages.unsubscribe, methods=["GET", "POST"]),
         Route("/preferences/{token}", pages.preferences, methods=["GET", "POST"]),
-        Route("/lessons/{token}/{day:int}", pages.lesson),
+        Route("/lessons/{token}/{day}", pages.lesson),
         Route("/courses/{slug}/{path:path}", pages.course_file),
         Route("/healthz", pages.healthz),
         Route("/metrics", pages.metrics),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     handlers = {404: pages.not_found, 500: pages.server_error}
-    return Starlette(routes=routes, exception_handlers=handlers)
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(BodyLimit, limit=runtime.settings.max_body_bytes),
+    ]
+    return Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
 
 
 def app_from_env() -> Starlette:
@@ -75,26 +87,29 @@ class Pages:
         hour = timedelta(hours=1)
         self.per_client = Throttle(runtime.settings.signup_limit_per_client, hour)
         self.per_address = Throttle(runtime.settings.signup_limit_per_address, hour)
+        self.trusted_proxies = trusted_proxies(runtime.settings.trusted_proxies)
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         context.setdefault("courses", sorted(self.rt.courses.values(), key=lambda c: c.title))
         return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
 
-    async def index(self, request: Request) -> Response:
+    def index(self, request: Request) -> Response:
         return self.render(request, "index.html", zones=ZONES, values={}, errors={})
 
     async def subscribe(self, request: Request) -> Response:
-        wants_json, fields = await _fields(request)
+        wants_json, fields = await read_fields(request)
+        return await run_in_threadpool(self._subscribe, request, wants_json, fields)
+
+    def _subscribe(self, request: Request, wants_json: bool, fields: dict[str, str]) -> Response:
         now = self.clock()
-        client = request.client.host if request.client else "unknown"
-        if not self.per_client.allow(client, now):
+        if not self.per_client.allow(self._client(request), now):
             return self._answer(request, wants_json, 429, errors={"form": "Too many requests."})
         errors, course, address = self._check_signup(fields)
         if errors or course is None:
             return self._answer(request, wants_json, 422, errors=errors, values=fields)
         if not self.per_address.allow(address.casefold(), now):
             return self._answer(request, wants_json, 429, errors={"email": "Too many requests."})
-        with self.rt.sessions() as session, session.begin():
+        with self.rt.write_sessions() as session, session.begin():
             sub = subscriptions.subscribe(
                 session, course, address, now=now, name=fields.get("name", ""),
                 timezone=fields.get("timezone") or None,
@@ -106,6 +121,11 @@ class Pages:
         if pending:
             self.rt.wake()
         return self._answer(request, wants_json, 200, course=course)
+
+    def _client(self, request: Request) -> str:
+        peer = request.client.host if request.client else "unknown"
+        forwarded = request.headers.get("x-forwarded-for", "")
+        return client_address(peer, forwarded, self.trusted_proxies)
 
     def _check_signup(self, fields: dict[str, str]) -> tuple[dict[str, str], Course | None, str]:
         errors: dict[str, str] = {}
@@ -139,16 +159,20 @@ class Pages:
         values = context.get("values", {})
         return self.render(request, "index.html", status, zones=ZONES, values=values, errors=errors)
 
-    async def confirm(self, request: Request) -> Response:
+    def confirm(self, request: Request) -> Response:
+        """GET shows one button and changes nothing (mail scanners open links); POST confirms."""
         now = self.clock()
-        with self.rt.sessions() as session, session.begin():
+        posted = request.method == "POST"
+        with (self.rt.write_sessions if posted else self.rt.sessions)() as session, session.begin():
             sub = self._subscription(session, "confirm_token", request)
             expiry = timedelta(seconds=self.rt.settings.pending_expiry_seconds)
             if sub.state is SubscriptionState.PENDING and sub.created_at + expiry < now:
                 raise NotFound
-            subscriptions.apply(sub, subscriptions.Event.CONFIRM, self.rt.course(sub.course_slug),
-                                now)  # fmt: skip
             course = self.rt.course(sub.course_slug)
+            if not posted and sub.state is SubscriptionState.PENDING:
+                return self.render(request, "confirm.html", course=course, sub=sub)
+            if posted:
+                subscriptions.apply(sub, subscriptions.Event.CONFIRM, course, now)
             local = zone(sub.timezone)
             second = None
             if sub.state is SubscriptionState.ACTIVE and course.total_days > 1:
@@ -159,23 +183,28 @@ class Pages:
                 second=second.astimezone(local) if second else None,
             )  # fmt: skip
 
-    async def unsubscribe(self, request: Request) -> Response:
-        with self.rt.sessions() as session, session.begin():
+    def unsubscribe(self, request: Request) -> Response:
+        posted = request.method == "POST"
+        with (self.rt.write_sessions if posted else self.rt.sessions)() as session, session.begin():
             sub = self._subscription(session, "unsubscribe_token", request)
             course = self.rt.course(sub.course_slug)
-            if request.method == "POST":  # a person's button, or a mailbox's RFC 8058 one-click
+            if posted:  # a person's button, or a mailbox's RFC 8058 one-click
                 subscriptions.apply(sub, subscriptions.Event.UNSUBSCRIBE, course, self.clock())
                 log.info("subscription %d unsubscribed on the web", sub.id)
             return self.render(request, "unsubscribe.html", course=course, sub=sub)
 
     async def preferences(self, request: Request) -> Response:
+        fields = (await read_fields(request))[1] if request.method == "POST" else None
+        return await run_in_threadpool(self._preferences, request, fields)
+
+    def _preferences(self, request: Request, fields: dict[str, str] | None) -> Response:
         now = self.clock()
-        with self.rt.sessions() as session, session.begin():
+        sessions = self.rt.sessions if fields is None else self.rt.write_sessions
+        with sessions() as session, session.begin():
             sub = self._subscription(session, "manage_token", request)
             course = self.rt.course(sub.course_slug)
             error = ""
-            if request.method == "POST":
-                _, fields = await _fields(request)
+            if fields is not None:
                 try:
                     moved = self._change(session, sub, course, fields, now)
                 except InvalidInput as exc:
@@ -219,37 +248,51 @@ class Pages:
             raise InvalidInput("Unknown action.")
         return None
 
-    async def lesson(self, request: Request) -> Response:
-        day = int(request.path_params["day"])
+    def lesson(self, request: Request) -> Response:
+        text = request.path_params["day"]
         with self.rt.sessions() as session:
             sub = self._subscription(session, "manage_token", request)
+            course = self.rt.course(sub.course_slug)
+            # bounded before any query: a day past the course would overflow an INTEGER column
+            day = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else 0
+            if not 1 <= day <= course.total_days:
+                raise NotFound
             if not subscriptions.has_received(session, sub.id, day):
                 raise NotFound
             recipient = Recipient(
                 sub.subscriber.email, sub.subscriber.name, sub.unsubscribe_token, sub.manage_token
             )
-            course = self.rt.course(sub.course_slug)
-        return Response(self.rt.renderer.page(course, day, recipient), media_type="text/html")
+        try:
+            page = self.rt.renderer.page(course, day, recipient)
+        except RenderError:  # logged as the lesson's problem; `drip check` names it
+            log.exception("lesson %d of %s cannot be shown", day, course.slug)
+            raise NotFound from None
+        return Response(page, media_type="text/html",
+                        headers={"Content-Security-Policy": EMAIL_PAGE_POLICY})  # fmt: skip
 
-    async def course_file(self, request: Request) -> Response:
+    def course_file(self, request: Request) -> Response:
         """An image from a course folder, and nothing outside it."""
         try:
             course = self.rt.course(request.path_params["slug"])
         except UnknownCourse:
             raise NotFound from None
         folder = course.path.resolve()
-        path = (folder / request.path_params["path"]).resolve()
-        if not path.is_relative_to(folder) or not path.is_file():
+        try:  # a NUL or a name too long for the file system is just a file that is not there
+            path = (folder / request.path_params["path"]).resolve()
+            found = path.is_relative_to(folder) and path.is_file()
+        except (OSError, ValueError):
+            found = False
+        if not found:
             raise NotFound
         if path.suffix.lower() not in IMAGE_TYPES:
             raise NotFound
         return FileResponse(path)
 
-    async def healthz(self, request: Request) -> Response:
+    def healthz(self, request: Request) -> Response:
         database_answers(self.rt.engine)
         return JSONResponse({"status": "ok", "courses": sorted(self.rt.courses)})
 
-    async def metrics(self, request: Request) -> Response:
+    def metrics(self, request: Request) -> Response:
         body, content_type = self.rt.metrics.text(self.rt.sessions, self.clock)
         return Response(body, media_type=content_type)
 
@@ -262,35 +305,16 @@ class Pages:
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
         log.exception("error on %s", request.url.path, exc_info=exc)
-        return self.render(request, "message.html", 500, title="Something went wrong",
+        page = self.render(request, "message.html", 500, title="Something went wrong",
                            message="Please try again in a minute.")  # fmt: skip
+        page.headers.update(HEADERS)  # this handler runs outside the middleware
+        return page
 
     def _subscription(self, session: Session, column: str, request: Request) -> Subscription:
         sub = subscriptions.by_token(session, column, request.path_params["token"])
         if sub is None or sub.course_slug not in self.rt.courses:
             raise NotFound
         return sub
-
-
-async def _fields(request: Request) -> tuple[bool, dict[str, str]]:
-    """The posted fields, from JSON or a form; (is JSON, fields). Oversized values refused."""
-    if request.headers.get("content-type", "").startswith("application/json"):
-        try:
-            data = json.loads(await request.body())
-        except ValueError:
-            raise HTTPException(400, "The body is not valid JSON.") from None
-        if not isinstance(data, dict):
-            raise HTTPException(400, "Send a JSON object.")
-        fields = {str(k): v if isinstance(v, str) else "" for k, v in data.items()}
-        wants_json = True
-    else:
-        form = await request.form(max_files=0, max_fields=20)
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        wants_json = "application/json" in request.headers.get("accept", "")
-    for value in fields.values():
-        if len(value) > MAX_FIELD:
-            raise HTTPException(413, "A field is too long.")
-    return wants_json, {k: v.strip() for k, v in fields.items()}
 
 
 def _send_time(sub: Subscription, course: Course) -> time:

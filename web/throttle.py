@@ -1,8 +1,9 @@
 """Sliding-window limits for the signup form, so it cannot be used to flood an inbox.
 
 Kept in the process: `drip run` and `drip serve` are one process each, and a limit per process
-is still a limit per client. Behind a proxy, the client address is the proxy's unless uvicorn
-is told to trust forwarded headers (--forwarded-allow-ips).
+is still a limit per client. Behind a proxy, the client address is read from X-Forwarded-For
+only when the direct peer is one of DRIP_TRUSTED_PROXIES; anyone else could reset their limit
+by sending a new address in that header.
 """
 
 from __future__ import annotations
@@ -10,6 +11,23 @@ from __future__ import annotations
 import threading
 from collections import deque
 from datetime import datetime, timedelta
+
+
+def trusted_proxies(setting: str) -> frozenset[str]:
+    """The peers named in DRIP_TRUSTED_PROXIES (comma-separated addresses)."""
+    return frozenset(part.strip() for part in setting.split(",") if part.strip())
+
+
+def client_address(peer: str, forwarded_for: str, trusted: frozenset[str]) -> str:
+    """The client a signup counts against: the direct peer, unless it is a trusted proxy; then
+    the nearest address in X-Forwarded-For that is not itself a trusted proxy."""
+    if peer not in trusted:
+        return peer
+    hops = [hop.strip()[:64] for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop
+    return hops[0] if hops else peer
 
 
 class Throttle:

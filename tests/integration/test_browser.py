@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from smtp_server import free_port
+from fleet import start_drip, stop
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,41 +28,7 @@ def server(database_url: str, smtp_server, tmp_path: Path) -> Iterator[str]:
     try:
         yield base
     finally:
-        process.terminate()
-        process.communicate(timeout=30)
-
-
-def start_drip(command: str, database_url: str, smtp_server, tmp_path: Path):
-    """`drip <command>` listening on a free port, once /healthz answers; (process, base URL)."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DRIP_")},
-        "DRIP_DATABASE_URL": database_url,
-        "DRIP_SMTP_URL": smtp_server.url,
-        "DRIP_BASE_URL": base,
-    }
-    drip = Path(sys.executable).parent / "drip"
-    process = subprocess.Popen(
-        [str(drip), command, "--port", str(port)], env=env, cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"drip serve did not start: {process.communicate()[0]}")
-            time.sleep(0.1)  # waiting for the server process to listen
-    except BaseException:
-        process.kill()
-        process.communicate(timeout=30)
-        raise
-    return process, base
+        stop(process)
 
 
 def test_drip_run_serves_sends_and_stops_cleanly(database_url, smtp_server, tmp_path) -> None:
@@ -74,10 +36,9 @@ def test_drip_run_serves_sends_and_stops_cleanly(database_url, smtp_server, tmp_
     process, base = start_drip("run", database_url, smtp_server, tmp_path)
     try:
         httpx.post(f"{base}/subscribe", json={"email": "run@example.com", "course": "bone-health"})
-        httpx.get(base + confirm_path(smtp_server))
+        httpx.post(base + confirm_path(smtp_server))
     finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=60)
+        output = stop(process)
     assert process.returncode == 0, output[-2000:]
     assert "finishing the pass under way" in output
 
@@ -96,6 +57,8 @@ def test_real_server_over_http(server: str, smtp_server) -> None:
     )
     assert answer.status_code == 200 and answer.json() == {"status": "check your inbox"}
     page = httpx.get(server + confirm_path(smtp_server))
+    assert page.status_code == 200 and "Lesson 1 is on its way" not in page.text, "GET confirmed"
+    page = httpx.post(server + confirm_path(smtp_server))
     assert page.status_code == 200 and "Lesson 1 is on its way" in page.text
 
 
@@ -105,7 +68,11 @@ def test_subscribe_and_confirm_in_chromium(server: str, smtp_server, tmp_path: P
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 420, "height": 900}, timezone_id="Asia/Tokyo")
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
         page.goto(server)
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(244, 241, 234)", "the style sheet loads under the CSP"
         page.screenshot(path=tmp_path / "1-courses.png", full_page=True)
         assert page.locator("select.timezone").input_value() == "Asia/Tokyo", "browser's zone"
         page.fill("input[name=email]", "browser@example.com")
@@ -114,10 +81,12 @@ def test_subscribe_and_confirm_in_chromium(server: str, smtp_server, tmp_path: P
         page.wait_for_selector("text=Check your inbox")
         page.screenshot(path=tmp_path / "2-check-inbox.png", full_page=True)
         page.goto(server + confirm_path(smtp_server))
+        page.click("button[type=submit]")  # the link's GET only shows this button
         page.wait_for_selector("text=You're in")
         assert "(Asia/Tokyo)" in page.content()
         page.screenshot(path=tmp_path / "3-confirmed.png", full_page=True)
         browser.close()
+    assert not [text for text in console if "Content Security Policy" in text], console
     for shot in sorted(tmp_path.glob("*.png")):
         assert shot.stat().st_size > 5_000
         shutil.copy(shot, SHOTS / f"{tmp_path.name}-{shot.name}")

@@ -27,7 +27,9 @@ def test_the_wheel_installs_one_package_that_works_beside_its_namesakes(tmp_path
                  ROOT)  # fmt: skip
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "whl").glob("*.whl")
-    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    names = set(zipfile.ZipFile(wheel).namelist())
+    tops = {name.split("/")[0] for name in names}
+    assert {"drip/web/static/drip.css", "drip/web/static/timezone.js"} <= names, "the pages' assets"
     assert {t for t in tops if not t.endswith(".dist-info")} == {"drip"}
     assert wheel.name.startswith("drip_courses-")
 

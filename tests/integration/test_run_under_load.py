@@ -4,7 +4,6 @@ never sees two conversations interleaved on one connection."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,8 +13,7 @@ import httpx
 from drip.models import DeliveryState
 
 from conftest import T0
-from fleet import delivery_states, reader, seed, serve, worker_env
-from smtp_server import free_port
+from fleet import delivery_states, reader, seed, start_drip, stop
 
 LESSONS_DUE = 12
 SIGNUPS = 20
@@ -24,15 +22,11 @@ SIGNUPS = 20
 def test_signups_during_a_slow_pass(database_url: str, smtp_server, tmp_path: Path) -> None:
     seed(database_url, LESSONS_DUE, "bone-health", T0)  # all due: T0 is long past
     smtp_server.stall_seconds = 0.5  # the relay takes half a second a message
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = worker_env(database_url, smtp_server.url, tmp_path, base_url=base, tick_seconds=1)
-    env = {**os.environ, **settings}
-    process = serve("run", env, tmp_path, port)
+    process, base = start_drip("run", database_url, smtp_server, tmp_path, tick_seconds=1)
     try:
         smtp_server.wait_for(1)  # the pass is under way
         signup = lambda i: httpx.post(  # noqa: E731
-            f"http://127.0.0.1:{port}/subscribe",
+            f"{base}/subscribe",
             json={"email": f"new{i}@example.org", "course": "bone-health"}, timeout=30,
         )  # fmt: skip
         with ThreadPoolExecutor(SIGNUPS) as pool:
@@ -40,8 +34,7 @@ def test_signups_during_a_slow_pass(database_url: str, smtp_server, tmp_path: Pa
         assert [a.status_code for a in answers] == [200] * SIGNUPS
         received = smtp_server.wait_for(LESSONS_DUE + SIGNUPS, timeout=120)
     finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=60)
+        output = stop(process)
     recipients = Counter(m.envelope_recipients[0] for m in received)
     assert all(recipients[reader(i)] == 1 for i in range(1, LESSONS_DUE + 1)), recipients
     assert all(recipients[f"new{i}@example.org"] == 1 for i in range(SIGNUPS)), recipients

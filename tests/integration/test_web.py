@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,34 +13,8 @@ from drip.models import Subscription, SubscriptionState
 from drip.runtime import Runtime
 from drip.web import create_app
 
-from conftest import T0, PassNow
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def client(runtime: Runtime, clock: Clock):
-    runtime.clock = clock
-    with TestClient(create_app(runtime), base_url="https://drip.example.org") as client:
-        yield client
-
-
-def link(message, path: str) -> str:
-    text = message.message.get_body(("plain",)).get_content()
-    found = re.search(rf"https://drip\.example\.org(/{path}/[A-Za-z0-9_-]+)", text)
-    assert found, text
-    return found[1]
+from conftest import T0, Clock, PassNow
+from helpers import link
 
 
 def subscribe(client: TestClient, email: str = "ana@example.com", **extra: str):
@@ -63,9 +36,14 @@ def test_subscribe_confirm_lesson_one_click_unsubscribe_and_back(
     answer = subscribe(client)
     assert answer.status_code == 200 and "Check your inbox" in answer.text
     (confirmation,) = smtp_server.messages
-    confirmed = client.get(link(confirmation, "confirm"))
+    scanned = client.get(link(confirmation, "confirm"))
+    assert scanned.status_code == 200 and '<form method="post">' in scanned.text
+    assert state(runtime, "ana@example.com") == [(SubscriptionState.PENDING, 0)], "GET changed it"
+    assert runtime.dispatcher.run_pass(clock.now).total == 0
+    confirmed = client.post(link(confirmation, "confirm"))
     assert confirmed.status_code == 200 and "Lesson 2 arrives on" in confirmed.text
-    assert client.get(link(confirmation, "confirm")).status_code == 200, "confirming twice"
+    assert client.post(link(confirmation, "confirm")).status_code == 200, "confirming twice"
+    assert "You're in" in client.get(link(confirmation, "confirm")).text
 
     assert runtime.dispatcher.run_pass(clock.now).sent == 1
     lesson = smtp_server.messages[1]
@@ -85,7 +63,7 @@ def test_subscribe_confirm_lesson_one_click_unsubscribe_and_back(
 
     clock.now = T0 + timedelta(days=5)
     assert subscribe(client).status_code == 200
-    client.get(link(smtp_server.messages[-1], "confirm"))
+    client.post(link(smtp_server.messages[-1], "confirm"))
     assert runtime.dispatcher.run_pass(clock.now).sent == 1
     assert state(runtime, "ana@example.com") == [
         (SubscriptionState.UNSUBSCRIBED, 1), (SubscriptionState.ACTIVE, 1)
@@ -97,7 +75,7 @@ def test_the_answer_does_not_tell_who_subscribes(client: TestClient, smtp_server
     body = {"email": "bo@example.com", "course": "bone-health"}
     new = client.post("/subscribe", json=body)
     pending = client.post("/subscribe", json=body)
-    client.get(link(smtp_server.messages[0], "confirm"))
+    client.post(link(smtp_server.messages[0], "confirm"))
     active = client.post("/subscribe", json=body)
     assert [r.status_code for r in (new, pending, active)] == [200, 200, 200]
     assert new.json() == pending.json() == active.json() == {"status": "check your inbox"}
@@ -175,13 +153,14 @@ def test_bad_tokens_and_methods_never_give_a_server_error(
     )
     clock.now = T0 + timedelta(seconds=runtime.settings.pending_expiry_seconds + 1)
     assert client.get(f"/confirm/{token}").status_code == 404, "an expired confirmation link"
+    assert client.post(f"/confirm/{token}").status_code == 404
 
 
 def test_preferences_pause_resume_schedule_and_view_online(
     client: TestClient, runtime: Runtime, smtp_server, clock: Clock
 ) -> None:
     subscribe(client)
-    client.get(link(smtp_server.messages[0], "confirm"))
+    client.post(link(smtp_server.messages[0], "confirm"))
     runtime.dispatcher.run_pass(clock.now)
     lesson = smtp_server.messages[1]
     preferences = link(lesson, "preferences")
@@ -237,7 +216,7 @@ def test_switching_course_starts_the_other_at_lesson_one(
         rt.clock = clock
         with TestClient(create_app(rt), base_url="https://drip.example.org") as client:
             subscribe(client)
-            client.get(link(smtp_server.messages[0], "confirm"))
+            client.post(link(smtp_server.messages[0], "confirm"))
             rt.dispatcher.run_pass(clock.now)
             preferences = link(smtp_server.messages[1], "preferences")
             moved = client.post(preferences, data={"action": "switch", "course": "tiny"})

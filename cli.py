@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from .commands import Handler
 from .commands import course as course_commands
+from .commands import dns as dns_commands
 from .commands import service as service_commands
 from .commands import subscribers as subscriber_commands
 from .config import Settings
@@ -18,7 +19,7 @@ from .errors import ConfigError, CourseError, DripError, InvalidInput, UnknownCo
 from .logs import setup_logging
 from .runtime import Runtime
 
-GROUPS = (course_commands, subscriber_commands, service_commands)
+GROUPS = (course_commands, subscriber_commands, service_commands, dns_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

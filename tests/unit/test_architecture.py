@@ -18,7 +18,7 @@ LAYERS = [
     {"models"},
     {"migrations", "course"},
     {"emails"},
-    {"send", "ratelimit"},
+    {"send", "ratelimit", "signing"},
     {"subscriptions"},
     {"scheduler"},
     {"stats", "transfer"},

@@ -24,7 +24,7 @@ from .scheduler.dispatch import Dispatcher, RetryPolicy
 from .scheduler.queries import ALL_KINDS
 from .scheduler.runner import Wakeable
 from .send import Transport, transport_from_url
-from .signing import Signer, SigningTransport
+from .signing import Signer, signing
 
 
 def utc_now() -> datetime:
@@ -92,7 +92,7 @@ class Runtime:
             connections=self.settings.smtp_connections,
             rate=self.settings.send_rate,
         )
-        return transport if self.signer is None else SigningTransport(transport, self.signer)
+        return transport if self.signer is None else signing(transport, self.signer)
 
     @cached_property
     def signer(self) -> Signer | None:

@@ -4,7 +4,7 @@ Ed25519-SHA256 (RFC 8463), one signature per configured key.
 The canonicalisation is done here, in a few regular expressions; the private-key operation goes
 through `cryptography` (OpenSSL), about 1 ms for RSA-2048 where pure-Python arithmetic takes ten
 times as long. SigningTransport signs in the thread that sends, so the cost stays off the
-dispatcher's claim-and-render loop.
+dispatcher's claim-and-render loop, and with parallel connections each signs its own share.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from .config import DKIMKey, Settings, load_dkim_key
 from .emails.mime import Outgoing
-from .send import SendResult, SendStatus, Transport
+from .send import ParallelTransport, SendResult, SendStatus, Transport
 
 log = logging.getLogger("drip.signing")
 
@@ -115,8 +115,8 @@ class Signer:
         """The configured signer, or None when DKIM is not configured (Settings checked it)."""
         if not (settings.dkim_domain and settings.dkim_selector and settings.dkim_key_file):
             return None
-        keys = [SigningKey(settings.dkim_selector, load_dkim_key(settings.dkim_key_file,
-                                                                  "dkim_key_file"))]  # fmt: skip
+        first = load_dkim_key(settings.dkim_key_file, "dkim_key_file")
+        keys = [SigningKey(settings.dkim_selector, first)]
         if settings.dkim_ed25519_selector and settings.dkim_ed25519_key_file:
             key = load_dkim_key(settings.dkim_ed25519_key_file, "dkim_ed25519_key_file")
             keys.append(SigningKey(settings.dkim_ed25519_selector, key))
@@ -203,3 +203,12 @@ class SigningTransport(Transport):
                 refused[index] = SendResult(SendStatus.UNSENDABLE, reason)
         answers = iter(self.transport.send_messages(signed) if signed else [])
         return [refused[i] if i in refused else next(answers) for i in range(len(messages))]
+
+
+def signing(transport: Transport, signer: Signer) -> Transport:
+    """`transport`, signing what it sends. Parallel connections each sign their own share in
+    their own thread, so one signs while another waits on the relay."""
+    if isinstance(transport, ParallelTransport):
+        transport.transports = [SigningTransport(t, signer) for t in transport.transports]
+        return transport
+    return SigningTransport(transport, signer)

@@ -125,7 +125,8 @@ def check_dkim(settings: Settings) -> None:
         )
     if not any(primary) and not any(second):
         return
-    if not all(primary):
+    key_file = settings.dkim_key_file
+    if not (settings.dkim_domain and settings.dkim_selector and key_file):
         raise ConfigError(
             "DKIM signing needs DRIP_DKIM_DOMAIN, DRIP_DKIM_SELECTOR and DRIP_DKIM_KEY_FILE: "
             "set all three"
@@ -137,7 +138,7 @@ def check_dkim(settings: Settings) -> None:
                 f"setting dkim_{setting} (DRIP_DKIM_{setting.upper()}): {value!r} is not a name "
                 "of dot-separated letters, digits, - and _"
             )
-    load_dkim_key(settings.dkim_key_file, "dkim_key_file")  # type: ignore[arg-type]
+    load_dkim_key(key_file, "dkim_key_file")
     if settings.dkim_ed25519_key_file is not None:
         key = load_dkim_key(settings.dkim_ed25519_key_file, "dkim_ed25519_key_file")
         if not isinstance(key, ed25519.Ed25519PrivateKey):

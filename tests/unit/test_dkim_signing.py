@@ -16,8 +16,8 @@ from drip.config import BUNDLED_COURSES, Settings
 from drip.course import Course, load_course
 from drip.emails import LessonRenderer, Links, Outgoing, Recipient, render_confirmation
 from drip.errors import ConfigError
-from drip.send import MemoryTransport, SendStatus
-from drip.signing import Signer, SigningTransport, relaxed_body, relaxed_header
+from drip.send import MemoryTransport, ParallelTransport, SendStatus
+from drip.signing import Signer, SigningTransport, relaxed_body, relaxed_header, signing
 
 from conftest import DKIMKeys, write_course
 
@@ -178,6 +178,22 @@ def test_an_unsignable_message_fails_alone(dkim_keys: DKIMKeys) -> None:
     assert "no From header" in results[2].reply
     assert [m.message_id for m in inner.outbox] == ["<d1@example.com>", "<d2@example.com>"]
     assert all(verified(dkim_keys, m.data) == [True, True] for m in inner.outbox)
+
+
+def test_parallel_connections_each_sign_their_share(dkim_keys: DKIMKeys) -> None:
+    transport = signing(ParallelTransport(MemoryTransport, 2), signer(dkim_keys))
+    assert isinstance(transport, ParallelTransport)
+    broken = Outgoing("a@example.com", "b@example.com", "<b@x>", b"To: b@example.com\r\n\r\n")
+    batch = [lesson(BUNDLED, 1), lesson(BUNDLED, 2), broken, lesson(BUNDLED, 3)]
+    results = transport.send_messages(batch)
+    assert [r.status for r in results] == [SendStatus.SENT] * 2 + [
+        SendStatus.UNSENDABLE, SendStatus.SENT,
+    ]  # fmt: skip
+    outboxes = [t.transport.outbox for t in transport.transports]  # type: ignore[attr-defined]
+    assert [[m.message_id for m in outbox] for outbox in outboxes] == [
+        ["<d1@example.com>"], ["<d2@example.com>", "<d3@example.com>"],
+    ]  # fmt: skip
+    assert all(verified(dkim_keys, m.data) == [True, True] for o in outboxes for m in o)
 
 
 def pem(key: object) -> bytes:

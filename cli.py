@@ -16,6 +16,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from . import __version__
 from .commands import Handler
 from .commands import course as course_commands
+from .commands import dns as dns_commands
 from .commands import service as service_commands
 from .commands import subscribers as subscriber_commands
 from .commands import suppress as suppress_commands
@@ -32,7 +33,7 @@ from .errors import (
 from .logs import setup_logging
 from .runtime import Runtime
 
-GROUPS = (course_commands, subscriber_commands, suppress_commands, service_commands)
+GROUPS = (course_commands, subscriber_commands, suppress_commands, service_commands, dns_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

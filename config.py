@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -14,10 +15,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigError, mask_secrets
+
+DKIMKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+DKIM_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")  # a domain or a selector
 
 BUNDLED_COURSES = Path(__file__).resolve().parent / "course" / "sample"
 DEV_SECRET_KEY = "drip-development-key-change-me"
@@ -49,6 +56,11 @@ class Settings:
     retry_give_up_seconds: float = 3 * 86400.0  # backoff time after which a lesson is FAILED
     send_rate: float = 0.0  # messages/second per SMTP relay, for all a machine's workers; 0: none
     smtp_connections: int = 1  # parallel SMTP connections per worker
+    dkim_domain: str | None = None  # d= of the DKIM signature; unset: messages go unsigned
+    dkim_selector: str | None = None  # s=: the key is published at SELECTOR._domainkey.DOMAIN
+    dkim_key_file: Path | None = None  # PEM private key, RSA (2048 bits advised) or Ed25519
+    dkim_ed25519_selector: str | None = None  # a second signature, Ed25519-SHA256 (RFC 8463)
+    dkim_ed25519_key_file: Path | None = None
 
     @classmethod
     def load(
@@ -77,6 +89,8 @@ class Settings:
             if name not in known:
                 raise ConfigError(f"unknown setting {name!r}")
             default = getattr(self, name)
+            if name.endswith("_file"):
+                default = Path()
             try:
                 converted[name] = _convert(raw, default)
             except (TypeError, ValueError) as exc:
@@ -89,7 +103,10 @@ class Settings:
         if converted.get("log_format", "text") not in ("text", "json"):
             raise ConfigError("setting log_format (DRIP_LOG_FORMAT) must be text or json")
         _check_urls(converted)
-        return replace(self, **converted)
+        settings = replace(self, **converted)
+        if any(name.startswith("dkim_") for name in converted):
+            check_dkim(settings)
+        return settings
 
 
 def _check_urls(values: Mapping[str, Any]) -> None:
@@ -169,3 +186,57 @@ def _convert(raw: Any, default: Any) -> Any:
     if isinstance(default, float):
         return float(raw)
     return str(raw)
+
+
+def check_dkim(settings: Settings) -> None:
+    """DKIM settings come as a whole: a domain, a selector and a key that loads (at start-up,
+    not at the first message)."""
+    primary = (settings.dkim_domain, settings.dkim_selector, settings.dkim_key_file)
+    second = (settings.dkim_ed25519_selector, settings.dkim_ed25519_key_file)
+    if any(second) and not all(second):
+        raise ConfigError(
+            "DRIP_DKIM_ED25519_SELECTOR and DRIP_DKIM_ED25519_KEY_FILE go together: set both"
+        )
+    if not any(primary) and not any(second):
+        return
+    key_file = settings.dkim_key_file
+    if not (settings.dkim_domain and settings.dkim_selector and key_file):
+        raise ConfigError(
+            "DKIM signing needs DRIP_DKIM_DOMAIN, DRIP_DKIM_SELECTOR and DRIP_DKIM_KEY_FILE: "
+            "set all three"
+        )
+    names = {"domain": primary[0], "selector": primary[1], "ed25519_selector": second[0]}
+    for setting, value in names.items():
+        if value is not None and not DKIM_NAME.fullmatch(str(value)):
+            raise ConfigError(
+                f"setting dkim_{setting} (DRIP_DKIM_{setting.upper()}): {value!r} is not a name "
+                "of dot-separated letters, digits, - and _"
+            )
+    load_dkim_key(key_file, "dkim_key_file")
+    if settings.dkim_ed25519_key_file is not None:
+        key = load_dkim_key(settings.dkim_ed25519_key_file, "dkim_ed25519_key_file")
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise ConfigError(
+                f"setting dkim_ed25519_key_file (DRIP_DKIM_ED25519_KEY_FILE): "
+                f"{settings.dkim_ed25519_key_file} is not an Ed25519 key"
+            )
+
+
+def load_dkim_key(path: Path, setting: str) -> DKIMKey:
+    """The private key of a PEM file (unencrypted PKCS#8 or PKCS#1): RSA of 1024 bits or more
+    (RFC 8301), or Ed25519 (RFC 8463)."""
+    where = f"setting {setting} (DRIP_{setting.upper()}): {path}"
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from exc
+    except (ValueError, TypeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{where} is not an unencrypted PEM private key ({first})") from exc
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < 1024:
+            raise ConfigError(f"{where}: an RSA key of {key.key_size} bits is too short (1024+)")
+        return key
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key
+    raise ConfigError(f"{where}: a {type(key).__name__} cannot sign DKIM; use RSA or Ed25519")

@@ -24,6 +24,7 @@ from .scheduler.dispatch import Dispatcher, RetryPolicy
 from .scheduler.queries import ALL_KINDS
 from .scheduler.runner import Wakeable
 from .send import Transport, transport_from_url
+from .signing import Signer, signing
 
 
 def utc_now() -> datetime:
@@ -90,13 +91,20 @@ class Runtime:
         return self.new_transport()
 
     def new_transport(self) -> Transport:
-        """A transport of one's own: an SMTP connection is never shared between threads."""
-        return transport_from_url(
+        """A transport of one's own: an SMTP connection is never shared between threads.
+        With DKIM configured, it signs each message in the thread that sends it."""
+        transport = transport_from_url(
             self.settings.smtp_url,
             self.settings.outbox_dir,
             connections=self.settings.smtp_connections,
             rate=self.settings.send_rate,
         )
+        return transport if self.signer is None else signing(transport, self.signer)
+
+    @cached_property
+    def signer(self) -> Signer | None:
+        """The DKIM signer, its keys parsed once; None when DKIM is not configured."""
+        return Signer.from_settings(self.settings)
 
     @cached_property
     def renderer(self) -> LessonRenderer:

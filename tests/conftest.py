@@ -3,14 +3,18 @@ server on loopback, and a Runtime wired to both."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from sqlalchemy import Engine, create_engine, text
 from starlette.testclient import TestClient
 
@@ -147,3 +151,57 @@ def write_course(folder: Path, days: int = 3, toml: str = COURSE_TOML) -> Path:
     for day in range(1, days + 1):
         (folder / f"{day:02d}.md").write_text(lesson_file(day), encoding="utf-8")
     return folder
+
+
+@dataclass
+class DKIMKeys:
+    """Key files for the DKIM settings, and the TXT records a receiver would look up."""
+
+    folder: Path
+    domain: str = "example.com"
+    records: dict[str, bytes] = field(default_factory=dict)
+
+    def add(self, selector: str, key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> Path:
+        path = self.folder / f"{selector}.pem"
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        public = key.public_key()
+        if isinstance(public, ed25519.Ed25519PublicKey):
+            raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            value = b"v=DKIM1; k=ed25519; p=" + base64.b64encode(raw)
+        else:
+            der = public.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            value = b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+        self.records[f"{selector}._domainkey.{self.domain}"] = value
+        return path
+
+    def dnsfunc(self, name: bytes | str, timeout: float = 5) -> bytes | None:
+        """dkimpy's DNS lookup, answered from `records`: no network."""
+        text = name.decode() if isinstance(name, bytes) else name
+        return self.records.get(text.rstrip("."))
+
+    def settings(self, ed25519_too: bool = True) -> dict[str, object]:
+        values: dict[str, object] = {
+            "dkim_domain": self.domain, "dkim_selector": "rsa",
+            "dkim_key_file": self.folder / "rsa.pem",
+        }  # fmt: skip
+        if ed25519_too:
+            values["dkim_ed25519_selector"] = "ed"
+            values["dkim_ed25519_key_file"] = self.folder / "ed.pem"
+        return values
+
+
+@pytest.fixture(scope="session")
+def dkim_keys(tmp_path_factory: pytest.TempPathFactory) -> DKIMKeys:
+    """An RSA-2048 key (selector `rsa`) and an Ed25519 key (selector `ed`) for example.com."""
+    keys = DKIMKeys(tmp_path_factory.mktemp("dkim"))
+    keys.add("rsa", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    keys.add("ed", ed25519.Ed25519PrivateKey.generate())
+    return keys

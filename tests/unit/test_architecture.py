@@ -18,7 +18,7 @@ LAYERS = [
     {"models"},
     {"migrations", "course"},
     {"emails"},
-    {"send", "ratelimit", "webhooks", "bounces"},
+    {"send", "ratelimit", "webhooks", "bounces", "signing"},
     {"subscriptions"},
     {"suppressions", "reports"},
     {"scheduler"},

@@ -21,7 +21,7 @@ from typing import TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import subscriptions
+from . import subscriptions, suppressions
 from .course.model import Course
 from .errors import InvalidInput
 from .models import Subscriber, Subscription, SubscriptionState
@@ -35,9 +35,8 @@ _ESCAPED_FORMULA = re.compile(r"'+[=+\-@\t\r]")
 @dataclass
 class ImportReport:
     imported: int = 0
-    skipped: int = (
-        0  # already known to the course: subscribed now, or before (an unsubscribe stands)
-    )
+    skipped: int = 0  # already known to the course: subscribed now, or before (it stands)
+    suppressed: int = 0  # on the suppression list: never subscribed again by a list
     problems: list[str] = field(default_factory=list)
 
 
@@ -118,6 +117,9 @@ def import_rows(
         try:
             state, day = _state_and_day(row, course, confirmed)
             email = subscriptions.normalize_email(row.get("email", ""))
+            if suppressions.is_suppressed(session, email):
+                report.suppressed += 1
+                continue
             existing = subscriptions.find_subscriber(session, email)
             if existing and subscriptions.ever_subscribed(session, existing.id, course.slug):
                 report.skipped += 1

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal, TextIO
 
-from .. import subscriptions, transfer
+from .. import subscriptions, suppressions, transfer
 from ..errors import InvalidInput
 from ..models import SubscriptionState
 from ..runtime import Runtime
@@ -22,6 +22,10 @@ def cmd_subscribe(args: argparse.Namespace, rt: Runtime) -> int:
     course = rt.course(args.course)
     now = now_of(args, rt)
     with rt.sessions() as session, session.begin():
+        entry = suppressions.find(session, args.email)
+        if entry is not None:
+            since = f"{entry.reason}, since {entry.created_at:%Y-%m-%d}"
+            raise InvalidInput(f"{args.email} is suppressed ({since}): `drip suppress remove`")
         sub = subscriptions.subscribe(
             session, course, args.email, now=now, name=args.name or "",
             timezone=args.tz, confirmed=args.confirmed,
@@ -115,7 +119,8 @@ def cmd_import(args: argparse.Namespace, rt: Runtime) -> int:
     for problem in problems + report.problems:
         print(problem, file=sys.stderr)
     bad = len(problems) + len(report.problems)
-    out(f"imported {report.imported}, skipped {report.skipped} already known, bad {bad}")
+    out(f"imported {report.imported}, skipped {report.skipped} already known, "
+        f"{report.suppressed} suppressed, bad {bad}")  # fmt: skip
     return 1 if bad else 0
 
 

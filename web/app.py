@@ -28,7 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from .. import subscriptions
+from .. import subscriptions, suppressions
 from ..config import Settings
 from ..course import Course
 from ..emails import Recipient
@@ -110,6 +110,8 @@ class Pages:
         if not self.per_address.allow(address.casefold(), now):
             return self._answer(request, wants_json, 429, errors={"email": "Too many requests."})
         with self.rt.write_sessions() as session, session.begin():
+            if suppressions.is_suppressed(session, address):  # answered like any other signup
+                return self._answer(request, wants_json, 200, course=course)
             sub = subscriptions.subscribe(
                 session, course, address, now=now, name=fields.get("name", ""),
                 timezone=fields.get("timezone") or None,

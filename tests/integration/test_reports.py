@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from drip import reports, stats, suppressions
+from drip import reports, stats, subscriptions, suppressions, transfer
 from drip.cli import main
 from drip.models import FeedbackEvent, FeedbackKind, SubscriptionState, SuppressionReason
 from drip.reports import Outcome, Report
@@ -146,3 +146,25 @@ def test_rates_per_course_and_lesson_and_the_warnings(runtime: Runtime, smtp_ser
         text = client.get("/metrics").text
     assert 'drip_complaint_rate{course="bone-health"} 0.5' in text
     assert 'drip_bounce_rate{course="bone-health"} 0.5' in text
+
+
+def test_a_suppressed_address_signs_up_like_anyone_and_gets_nothing(
+    runtime: Runtime, smtp_server, client: TestClient, tmp_path
+) -> None:
+    with runtime.sessions() as session, session.begin():
+        suppressions.suppress(session, ALICE, SuppressionReason.COMPLAINT, "", T0, runtime.courses)
+    form = {"email": ALICE, "course": "bone-health", "name": "Alice"}
+    suppressed = client.post("/subscribe", data=form)
+    fresh = client.post("/subscribe", data={**form, "email": BOB})
+    assert suppressed.status_code == fresh.status_code == 200
+    assert suppressed.text == fresh.text.replace(BOB, ALICE)
+    assert [m.envelope_recipients[0] for m in smtp_server.messages] == [BOB]
+    with runtime.sessions() as session:
+        assert subscriptions.find_live(session, ALICE) == []
+    csv_file = tmp_path / "list.csv"
+    csv_file.write_text(f"email\n{ALICE}\ncarol@example.org\n")
+    with runtime.sessions() as session, session.begin(), csv_file.open() as file:
+        rows, problems = transfer.read_rows(file, "list.csv")
+        report = transfer.import_rows(session, runtime.course("bone-health"), rows,
+                                      source="list.csv", now=T0, confirmed=True)  # fmt: skip
+    assert (report.imported, report.suppressed, problems) == (1, 1, [])

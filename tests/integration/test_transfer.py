@@ -50,7 +50,7 @@ def test_import_reports_bad_lines_and_keeps_the_good(env: str, tmp_path: Path, c
     source.write_bytes(GOOD_AND_BAD.encode("utf-8"))
     assert main(["import", str(source), "--course", "bone-health"]) == 1
     captured = capsys.readouterr()
-    assert "imported 3, skipped 0 already known, bad 4" in captured.out
+    assert "imported 3, skipped 0 already known, 0 suppressed, bad 4" in captured.out
     for line in (3, 4, 5, 6):
         assert f"{source}:{line}: " in captured.err
     assert "Mars/Olympus" in captured.err and "sleeping" in captured.err and "99" in captured.err
@@ -138,7 +138,7 @@ def test_a_row_with_a_stray_value_or_a_nul_is_a_bad_row(env, tmp_path: Path, cap
     captured = capsys.readouterr()
     assert f"{source}:2: a value in column 3, which the header does not name" in captured.err
     assert f"{source}:6: a NUL character" in captured.err
-    assert "imported 1, skipped 0 already known, bad 2" in captured.out
+    assert "imported 1, skipped 0 already known, 0 suppressed, bad 2" in captured.out
     assert set(subscriptions_in(env)) == {"b@example.com"}
 
 

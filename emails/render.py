@@ -137,6 +137,7 @@ class LessonRenderer:
             header("Subject", lesson.subject),
             *_list_headers(course),
             header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            feedback_id(course, f"lesson-{day}", "lesson"),
         ]
         inlined = _inliner.inline(page)
         return _Prepared(
@@ -146,6 +147,12 @@ class LessonRenderer:
             html=QPTemplate(inlined, SLOT),
             page=inlined,
         )
+
+
+def feedback_id(course: Course, campaign: str, kind: str) -> bytes:
+    """Gmail's Feedback-ID (campaign:customer:type:sender), so its Postmaster Tools report
+    complaints per lesson and per course."""
+    return f"Feedback-ID: {campaign}:{course.slug}:{kind}:drip\n".encode()
 
 
 def _list_headers(course: Course) -> list[bytes]:
@@ -169,6 +176,7 @@ def render_confirmation(
                 _from_header(course),
                 header("Subject", f"Confirm your subscription: {course.title}"),
                 *_list_headers(course),
+                feedback_id(course, "confirm", "confirmation"),
             ]
         )
         to = wire_address(email)

@@ -87,7 +87,7 @@ def test_the_signature_covers_the_headers_that_matter(dkim_keys: DKIMKeys) -> No
     names = field.split(b"h=", 1)[1].rstrip(b"; ").split(b":")
     expected = [b"from", b"to", b"subject", b"date", b"message-id", b"reply-to",
                 b"mime-version", b"content-type", b"list-id", b"list-unsubscribe",
-                b"list-unsubscribe-post"]  # fmt: skip
+                b"list-unsubscribe-post", b"feedback-id"]  # fmt: skip
     assert names == [name for name in expected for _ in range(2)], "each one oversigned"
 
 

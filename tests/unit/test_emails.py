@@ -131,3 +131,19 @@ def test_confirmation_email(course: Course) -> None:
     assert msg["Subject"] == "Confirm your subscription: Tiny Course"
     assert "https://drip.example.org/confirm/abc" in text
     assert 'href="https://drip.example.org/confirm/abc"' in html
+
+
+def test_every_email_names_its_course_and_lesson_for_gmail_feedback_loops() -> None:
+    from drip.config import BUNDLED_COURSES
+    from drip.course import load_course
+    from drip.emails import LessonRenderer, Links, Recipient, render_confirmation
+
+    course = load_course(BUNDLED_COURSES / "bone-health")
+    renderer = LessonRenderer(Links("https://drip.example.org"))
+    reader = Recipient("ana@example.com", "Ana", "u" * 32, "m" * 32)
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    lesson = renderer.render(course, 3, reader, message_id="<x@example.com>", now=now)
+    confirmation = render_confirmation(course, "ana@example.com", "Ana", "https://x/confirm/t",
+                                       message_id="<y@example.com>", now=now)  # fmt: skip
+    assert lesson.as_message()["Feedback-ID"] == "lesson-3:bone-health:lesson:drip"
+    assert confirmation.as_message()["Feedback-ID"] == "confirm:bone-health:confirmation:drip"

@@ -279,34 +279,38 @@ def zone_of(subscription: Subscription) -> ZoneInfo:
 
 def subscribe(
     session: Session, course: Course, email: str, *, now: datetime, name: str = "",
-    timezone: str | None = None, confirmed: bool = False,
+    timezone: str | None = None, confirmed: bool = False, then: Event | None = None,
 ) -> Subscription:  # fmt: skip
-    """The live subscription of `email` to `course`, created pending (or active if `confirmed`).
+    """The live subscription of `email` to `course`, created pending (or active if `confirmed`),
+    with `then` applied to it (REQUEST: its confirmation email is due).
 
     An address already pending, active, paused or failed keeps its subscription as it is; an
     ended one (unsubscribed, bounced, completed) starts again from lesson 1 as a new
     subscription. A known subscriber's name is never changed here: anyone may type any address,
-    so changes go through the preferences link only."""
+    so changes go through the preferences link only. A new address costs two INSERTs."""
     address = normalize_email(email)
     zone_name = check_timezone(timezone or course.timezone)
     name = check_name(name)
     subscriber = find_subscriber(session, address)
+    subscription = None
     if subscriber is None:
         subscriber = Subscriber(
             email=address, email_key=Subscriber.key_for(address), name=name, created_at=now
         )
         session.add(subscriber)
-        session.flush()
-    subscription = live_subscription(session, subscriber.id, course.slug)
+    else:
+        subscription = live_subscription(session, subscriber.id, course.slug)
     if subscription is None:
         subscription = Subscription(
             subscriber=subscriber, course_slug=course.slug, state=State.PENDING, current_day=0,
             retry_attempts=0, timezone=zone_name, created_at=now,
         )  # fmt: skip
         session.add(subscription)
-    session.flush()  # the new subscription gets its id, for the log line of its activation
-    if confirmed:
-        apply(subscription, Event.CONFIRM, course, now)
+    for event in ([Event.CONFIRM] if confirmed else []) + ([then] if then else []):
+        if subscription.id is None and event is Event.CONFIRM:
+            session.flush()  # its id, for the log line of its activation
+        apply(subscription, event, course, now)
+    session.flush()  # one flush writes the rows as they end up, and gives the caller its id
     return subscription
 
 

@@ -28,10 +28,8 @@ def cmd_subscribe(args: argparse.Namespace, rt: Runtime) -> int:
             raise InvalidInput(f"{args.email} is suppressed ({since}): `drip suppress remove`")
         sub = subscriptions.subscribe(
             session, course, args.email, now=now, name=args.name or "",
-            timezone=args.tz, confirmed=args.confirmed,
+            timezone=args.tz, confirmed=args.confirmed, then=subscriptions.Event.REQUEST,
         )  # fmt: skip
-        if sub.state is SubscriptionState.PENDING:
-            subscriptions.apply(sub, subscriptions.Event.REQUEST, course, now)
         email, state = sub.subscriber.email, sub.state
     out(f"{email}: {state} in {course.slug}")
     if state is SubscriptionState.PENDING:

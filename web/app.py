@@ -114,12 +114,11 @@ class Pages:
                 return self._answer(request, wants_json, 200, course=course)
             sub = subscriptions.subscribe(
                 session, course, address, now=now, name=fields.get("name", ""),
-                timezone=fields.get("timezone") or None,
+                timezone=fields.get("timezone") or None, then=subscriptions.Event.REQUEST,
             )  # fmt: skip
             pending = sub.state is SubscriptionState.PENDING
             if pending:  # queued in this transaction; an active subscriber gets nothing new
                 sub.created_at = now  # a fresh confirmation link lasts the full expiry again
-                subscriptions.apply(sub, subscriptions.Event.REQUEST, course, now)
         if pending:
             self.rt.wake()
         return self._answer(request, wants_json, 200, course=course)

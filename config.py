@@ -11,6 +11,7 @@ import math
 import os
 import re
 import tomllib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_private_key
+from cryptography.utils import CryptographyDeprecationWarning
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -258,6 +260,7 @@ def load_dkim_key(path: Path, setting: str) -> DKIMKey:
 
 
 # Provider webhooks' settings, checked at load. No message shows a password or a key.
+PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 SNS_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 
 
@@ -321,8 +324,23 @@ def sns_trusted_cas(settings: Settings) -> list[x509.Certificate]:
         path = Path(certifi.where())
     where = f"setting sns_trusted_ca_file (DRIP_SNS_TRUSTED_CA_FILE): {path}"
     try:
-        return x509.load_pem_x509_certificates(path.read_bytes())
+        found = pem_certificates(path.read_bytes())
     except OSError as exc:
         raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
-    except ValueError:
-        raise ConfigError(f"{where} holds no PEM certificate") from None
+    if not found:
+        raise ConfigError(f"{where} holds no PEM certificate")
+    return found
+
+
+def pem_certificates(bundle: bytes) -> list[x509.Certificate]:
+    """Each certificate of a PEM bundle that loads: one this cryptography will not read (a
+    bundle's old root with a negative serial number) is left out, not the whole bundle."""
+    found = []
+    for block in PEM_CERTIFICATE.findall(bundle):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            try:
+                found.append(x509.load_pem_x509_certificate(block))
+            except ValueError:
+                continue
+    return found

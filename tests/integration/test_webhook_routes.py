@@ -28,6 +28,7 @@ from relay_webhooks import (
     CERT_URL,
     MAILGUN_KEY,
     NOW,
+    POSTMARK_PASSWORD,
     PROVIDERS,
     SUBSCRIBE_URL,
     CertificateServer,
@@ -155,7 +156,7 @@ def refusals(message_id: str) -> list[tuple[str, WebhookRequest, int]]:
 
 
 def test_unproven_requests_get_a_4xx_and_change_nothing(
-    hooks: tuple[Runtime, TestClient],
+    hooks: tuple[Runtime, TestClient], caplog: pytest.LogCaptureFixture
 ) -> None:
     rt, client = hooks
     _, message_id = lesson_sent(rt, ALICE)
@@ -167,6 +168,9 @@ def test_unproven_requests_get_a_4xx_and_change_nothing(
             assert set(answer.json()) == {"error"}
     assert tables(rt) == before
     assert before[1] == 0 and before[3] == ["active"]
+    assert "postmark webhook refused (401): wrong credentials" in caplog.text
+    for secret in (POSTMARK_PASSWORD, MAILGUN_KEY, "not-our-key"):
+        assert secret not in caplog.text
 
 
 def test_a_provider_without_settings_has_no_route(

@@ -5,18 +5,24 @@ One Settings object is built at the edge (the CLI) and passed in; nothing else r
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import os
 import re
 import tomllib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_private_key
+from cryptography.utils import CryptographyDeprecationWarning
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -61,6 +67,14 @@ class Settings:
     dkim_key_file: Path | None = None  # PEM private key, RSA (2048 bits advised) or Ed25519
     dkim_ed25519_selector: str | None = None  # a second signature, Ed25519-SHA256 (RFC 8463)
     dkim_ed25519_key_file: Path | None = None
+    # Provider webhooks (web/webhooks.py): a provider's route exists only once it is configured.
+    ses_webhook: bool = False  # POST /webhooks/ses, for SES notifications through SNS
+    ses_topic_arns: str = ""  # comma-separated SNS topics believed; empty: any topic
+    sns_trusted_ca_file: Path | None = None  # CAs an SNS certificate chains to; unset: certifi's
+    postmark_webhook_user: str | None = None  # the basic credentials in Postmark's webhook URL
+    postmark_webhook_password: str | None = None
+    mailgun_signing_key: str | None = None  # Mailgun's HTTP webhook signing key
+    sendgrid_public_key: str | None = None  # SendGrid's verification key, base64 DER
 
     @classmethod
     def load(
@@ -96,8 +110,10 @@ class Settings:
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"setting {name} (DRIP_{name.upper()}): {exc}") from exc
             value = converted[name]
-            if isinstance(value, int | float) and (
-                value < 0 or (value == 0 and name != "send_rate")
+            if (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and (value < 0 or (value == 0 and name != "send_rate"))
             ):
                 raise ConfigError(f"setting {name} (DRIP_{name.upper()}) must be positive")
         if converted.get("log_format", "text") not in ("text", "json"):
@@ -106,6 +122,7 @@ class Settings:
         settings = replace(self, **converted)
         if any(name.startswith("dkim_") for name in converted):
             check_dkim(settings)
+        check_webhooks(settings)
         return settings
 
 
@@ -240,3 +257,90 @@ def load_dkim_key(path: Path, setting: str) -> DKIMKey:
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key
     raise ConfigError(f"{where}: a {type(key).__name__} cannot sign DKIM; use RSA or Ed25519")
+
+
+# Provider webhooks' settings, checked at load. No message shows a password or a key.
+PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+SNS_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
+
+
+def check_webhooks(settings: Settings) -> None:
+    """Each provider's settings come whole and load: credentials in pairs, the SendGrid key
+    parses, the topic ARNs are ARNs, the CA bundle of an enabled SES route reads."""
+    user, password = settings.postmark_webhook_user, settings.postmark_webhook_password
+    if bool(user) != bool(password):
+        raise ConfigError(
+            "DRIP_POSTMARK_WEBHOOK_USER and DRIP_POSTMARK_WEBHOOK_PASSWORD go together: set both"
+        )
+    if user and ":" in user:
+        raise ConfigError("setting postmark_webhook_user (DRIP_POSTMARK_WEBHOOK_USER) has a ':'")
+    if settings.sendgrid_public_key:
+        try:
+            sendgrid_verification_key(settings.sendgrid_public_key)
+        except ValueError as exc:
+            raise ConfigError(
+                f"setting sendgrid_public_key (DRIP_SENDGRID_PUBLIC_KEY): {exc}"
+            ) from None
+    ses_topics(settings)
+    if settings.ses_webhook:
+        sns_trusted_cas(settings)
+
+
+def sendgrid_verification_key(configured: str) -> ec.EllipticCurvePublicKey:
+    """SendGrid's verification key from its base64 DER form; ValueError if it is not a P-256
+    ECDSA public key."""
+    try:
+        key = load_der_public_key(base64.b64decode("".join(configured.split()), validate=True))
+    except (binascii.Error, ValueError, UnsupportedAlgorithm) as error:
+        raise ValueError(f"SendGrid verification key is not base64 DER: {error}") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ValueError("SendGrid verification key is not a P-256 ECDSA key")
+    return key
+
+
+def ses_topics(settings: Settings) -> frozenset[str] | None:
+    """The SNS topics DRIP_SES_TOPIC_ARNS names; None: any topic."""
+    topics = frozenset(t.strip() for t in settings.ses_topic_arns.split(",") if t.strip())
+    for topic in topics:
+        if not SNS_TOPIC_ARN.fullmatch(topic):
+            raise ConfigError(
+                f"setting ses_topic_arns (DRIP_SES_TOPIC_ARNS): {topic[:100]!r} is not an SNS "
+                "topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+            )
+    return topics or None
+
+
+def sns_trusted_cas(settings: Settings) -> list[x509.Certificate]:
+    """The CAs an SNS signing certificate must chain to: DRIP_SNS_TRUSTED_CA_FILE, or certifi's
+    bundle (Mozilla's list, which holds Amazon's roots)."""
+    path = settings.sns_trusted_ca_file
+    if path is None:
+        try:
+            import certifi
+        except ImportError:
+            raise ConfigError(
+                "DRIP_SES_WEBHOOK needs DRIP_SNS_TRUSTED_CA_FILE (or the certifi package)"
+            ) from None
+        path = Path(certifi.where())
+    where = f"setting sns_trusted_ca_file (DRIP_SNS_TRUSTED_CA_FILE): {path}"
+    try:
+        found = pem_certificates(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    if not found:
+        raise ConfigError(f"{where} holds no PEM certificate")
+    return found
+
+
+def pem_certificates(bundle: bytes) -> list[x509.Certificate]:
+    """Each certificate of a PEM bundle that loads: one this cryptography will not read (a
+    bundle's old root with a negative serial number) is left out, not the whole bundle."""
+    found = []
+    for block in PEM_CERTIFICATE.findall(bundle):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            try:
+                found.append(x509.load_pem_x509_certificate(block))
+            except ValueError:
+                continue
+    return found

@@ -6,15 +6,17 @@ The CLI and the web app both start from a Runtime, so each part is configured in
 from __future__ import annotations
 
 import random
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
+from cryptography import x509
 from sqlalchemy import Engine, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import migrations
-from .config import Settings
+from .config import Settings, sns_trusted_cas
 from .course import Course, load_courses
 from .emails import LessonRenderer, Links
 from .errors import DripError, UnknownCourse
@@ -25,11 +27,27 @@ from .scheduler.queries import ALL_KINDS
 from .scheduler.runner import Wakeable
 from .send import Transport, transport_from_url
 from .signing import Signer, signing
+from .webhooks import CertificateCache
+
+HTTP_TIMEOUT = 10.0
+HTTP_MAX_BYTES = 256 * 1024  # an SNS certificate is a few kB; a confirmation answer less
 
 
 def utc_now() -> datetime:
     """The wall clock: read here, at the composition root, and passed down as `now`."""
     return datetime.now(UTC)
+
+
+def https_get(url: str) -> bytes:
+    """The body of an https URL (a 2xx answer), within HTTP_TIMEOUT and HTTP_MAX_BYTES; any
+    failure raises. Only https, so a URL that slipped through cannot read a local file."""
+    if not url.startswith("https://"):
+        raise ValueError("only https URLs are fetched")
+    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as answer:
+        body: bytes = answer.read(HTTP_MAX_BYTES + 1)
+    if len(body) > HTTP_MAX_BYTES:
+        raise ValueError(f"answer over {HTTP_MAX_BYTES} bytes")
+    return body
 
 
 class Runtime:
@@ -38,6 +56,7 @@ class Runtime:
         self.clock = clock
         self.metrics = Metrics()
         self.waker: Wakeable | None = None  # set when this process runs a scheduler
+        self.http_get: Callable[[str], bytes] = https_get  # SNS certificates, SubscribeURLs
 
     def close(self) -> None:
         """Release the database connections (if any were opened) and the SMTP connection."""
@@ -139,6 +158,16 @@ class Runtime:
                 rng=random.Random(),
             ),
         )
+
+    @cached_property
+    def sns_certificates(self) -> CertificateCache:
+        """SNS signing certificates, fetched through `http_get` once per process."""
+        return CertificateCache(lambda url: self.http_get(url))
+
+    @cached_property
+    def sns_trusted(self) -> list[x509.Certificate]:
+        """The CAs an SNS signing certificate must chain to, read once."""
+        return sns_trusted_cas(self.settings)
 
     def wake(self) -> None:
         """Ask the running scheduler (if this process has one) for a pass now: a confirmation

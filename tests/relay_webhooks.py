@@ -10,6 +10,7 @@ import hmac
 import json
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -23,6 +24,10 @@ from drip.webhooks.sns import canonical_string
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test.pem"
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:drip-bounces"
+SUBSCRIBE_URL = (
+    "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription"
+    f"&TopicArn={TOPIC}&Token=2336412f37fb687f5d51e6e2425c464de12884c9"
+)
 MAILGUN_KEY = "key-test-signing-0123456789"
 POSTMARK_USER, POSTMARK_PASSWORD = "drip-hooks", "s3cret-pass"
 
@@ -98,12 +103,13 @@ def sns_envelope(
     key: rsa.RSAPrivateKey | None = None,
     cert_url: str = CERT_URL,
     subject: str | None = None,
+    topic: str = TOPIC,
 ) -> dict[str, Any]:
     """An SNS message signed as SNS signs: the canonical string under the signing key."""
     envelope: dict[str, Any] = {
         "Type": message_type,
         "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
-        "TopicArn": TOPIC,
+        "TopicArn": topic,
         "Message": message,
         "Timestamp": timestamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         "SignatureVersion": version,
@@ -113,10 +119,7 @@ def sns_envelope(
         envelope["Subject"] = subject
     if message_type != "Notification":
         envelope["Token"] = "2336412f37fb687f5d51e6e2425c464de12884c9"
-        envelope["SubscribeURL"] = (
-            "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription"
-            f"&TopicArn={TOPIC}&Token=2336412f37fb687f5d51e6e2425c464de12884c9"
-        )
+        envelope["SubscribeURL"] = SUBSCRIBE_URL
     digest = hashes.SHA1() if version == "1" else hashes.SHA256()
     signed = canonical_string(envelope, message_type)
     signature = (key or rsa_key("sns")).sign(signed, padding.PKCS1v15(), digest)
@@ -270,3 +273,76 @@ SENDGRID_EVENTS = [
      "sg_event_id": "del-1", "response": "250 2.0.0 OK"},
     {"email": "ed@example.com", "timestamp": 1772431000, "event": "open", "sg_event_id": "o-1"},
 ]  # fmt: skip
+
+
+# Whole requests for the web routes: settings that turn every route on, and one signed report
+# of each kind from each relay.
+
+PROVIDERS = ("ses", "postmark", "mailgun", "sendgrid")
+
+
+def webhook_settings(folder: Path) -> dict[str, object]:
+    """Settings for all four routes, with the keys, credentials and test CA made here."""
+    ca_file = folder / "sns-ca.pem"
+    ca_file.write_bytes(pem(root_ca()))
+    return {
+        "ses_webhook": True, "ses_topic_arns": TOPIC, "sns_trusted_ca_file": ca_file,
+        "postmark_webhook_user": POSTMARK_USER, "postmark_webhook_password": POSTMARK_PASSWORD,
+        "mailgun_signing_key": MAILGUN_KEY, "sendgrid_public_key": sendgrid_public_key(),
+    }  # fmt: skip
+
+
+def relay_report(
+    provider: str, kind: str, address: str, message_id: str, *, key: str = "1",
+    at: datetime = NOW,
+) -> WebhookRequest:  # fmt: skip
+    """A signed report from `provider` that `address` hard-bounced (`kind` "bounce") or
+    complained ("complaint") about the message `message_id`; `key` makes its event id."""
+    when = at - timedelta(seconds=30)
+    build = {"ses": _ses, "postmark": _postmark, "mailgun": _mailgun, "sendgrid": _sendgrid}
+    return build[provider](kind, address, message_id, key, when)
+
+
+def _ses(kind: str, address: str, mid: str, key: str, when: datetime) -> WebhookRequest:
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    mail = {"messageId": f"ses-{key}", "commonHeaders": {"messageId": mid}}
+    if kind == "bounce":
+        details: dict[str, Any] = {"bounce": {
+            "bounceType": "Permanent", "bounceSubType": "General", "timestamp": stamp,
+            "feedbackId": f"bounce-{key}",
+            "bouncedRecipients": [{"emailAddress": address, "status": "5.1.1"}]}}  # fmt: skip
+    else:
+        details = {"complaint": {"timestamp": stamp, "feedbackId": f"complaint-{key}",
+                                 "complainedRecipients": [{"emailAddress": address}]}}  # fmt: skip
+    notification = {"notificationType": kind.title(), "mail": mail, **details}
+    envelope = sns_envelope(json.dumps(notification), timestamp=when + timedelta(seconds=25))
+    return post(envelope, {"x-amz-sns-message-type": "Notification"})
+
+
+def _postmark(kind: str, address: str, mid: str, key: str, when: datetime) -> WebhookRequest:
+    record_type = "Bounce" if kind == "bounce" else "SpamComplaint"
+    record = {**POSTMARK_BOUNCE, "RecordType": record_type, "ID": int(key), "Email": address,
+              "BouncedAt": when.isoformat()}  # fmt: skip
+    if kind != "bounce":
+        record["Type"] = "SpamComplaint"
+    return post(record, basic_auth())
+
+
+def _mailgun(kind: str, address: str, mid: str, key: str, when: datetime) -> WebhookRequest:
+    data: dict[str, Any] = {
+        "event": "failed" if kind == "bounce" else "complained", "severity": "permanent",
+        "id": f"event-{key}", "timestamp": when.timestamp(), "recipient": address,
+        "message": {"headers": {"message-id": mid.strip("<>")}},
+    }  # fmt: skip
+    if kind == "bounce":
+        data["delivery-status"] = {"code": 550, "enhanced-code": "5.1.1", "message": "no such user"}
+    return post(mailgun_body(data, timestamp=when + timedelta(seconds=25), token=f"token-{key}"))
+
+
+def _sendgrid(kind: str, address: str, mid: str, key: str, when: datetime) -> WebhookRequest:
+    event = {
+        "email": address, "timestamp": int(when.timestamp()), "smtp-id": mid,
+        "event": "bounce" if kind == "bounce" else "spamreport", "type": "bounce",
+        "sg_event_id": f"event-{key}", "status": "5.1.1", "reason": "550 no such user",
+    }  # fmt: skip
+    return sendgrid_request([event], timestamp=when + timedelta(seconds=25))

@@ -37,6 +37,7 @@ from ..models import LIVE_STATES, Subscription, SubscriptionState
 from ..runtime import Runtime
 from ..scheduler.schedule import next_lesson_due, zone
 from ..stats import database_answers
+from . import webhooks
 from .body import BodyLimit, read_fields
 from .headers import EMAIL_PAGE_POLICY, HEADERS, SecurityHeaders
 from .throttle import Throttle, client_address, trusted_proxies
@@ -66,12 +67,17 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/courses/{slug}/{path:path}", pages.course_file),
         Route("/healthz", pages.healthz),
         Route("/metrics", pages.metrics),
+        *webhooks.routes(runtime),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     handlers = {404: pages.not_found, 500: pages.server_error}
     middleware = [
         Middleware(SecurityHeaders),
-        Middleware(BodyLimit, limit=runtime.settings.max_body_bytes),
+        Middleware(
+            BodyLimit,
+            limit=runtime.settings.max_body_bytes,
+            wider=webhooks.body_limits(runtime.settings),
+        ),
     ]
     return Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
 

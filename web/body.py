@@ -4,6 +4,7 @@ of a form or a JSON object, refused with a 4xx when they are too big, too deep o
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -23,16 +24,25 @@ class BodyTooLarge(Exception):
 class BodyLimit:
     """Refuses a request body over `limit` bytes with 413: at once when Content-Length says so,
     and as soon as a streamed (chunked) body passes the limit, so it is never held in memory.
-    The refusal closes the connection, so the server does not go on draining what is left."""
+    The refusal closes the connection, so the server does not go on draining what is left.
+    Paths under a prefix of `wider` (the providers' webhooks, whose batches are larger) have
+    the limit given there."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, wider: Mapping[str, int] | None = None) -> None:
+        self.app, self.default, self.wider = app, limit, dict(wider or {})
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.wider.items():
+            if path.startswith(prefix):
+                return limit
+        return self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _declared_length(scope) > self.limit:
+        limit = self.limit_for(scope.get("path", ""))
+        if _declared_length(scope) > limit:
             await REFUSAL(scope, receive, send)
             return
         received, started = 0, False
@@ -42,7 +52,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     raise BodyTooLarge
             return message
 

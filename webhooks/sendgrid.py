@@ -10,11 +10,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from ..config import sendgrid_verification_key
 from .common import (
     DEFAULT_MAX_BODY,
     EventKind,
@@ -49,15 +49,9 @@ KINDS = {
 
 @lru_cache(maxsize=4)
 def load_public_key(configured: str) -> ec.EllipticCurvePublicKey:
-    """The verification key from its base64 DER form; a key that is not P-256 is a
-    configuration mistake, raised as ValueError."""
-    try:
-        key = load_der_public_key(base64.b64decode("".join(configured.split()), validate=True))
-    except (binascii.Error, ValueError, UnsupportedAlgorithm) as error:
-        raise ValueError(f"SendGrid verification key is not base64 DER: {error}") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise ValueError("SendGrid verification key is not a P-256 ECDSA key")
-    return key
+    """The verification key from its base64 DER form, parsed once; a key that is not P-256
+    is a configuration mistake, raised as ValueError (the settings check it at load)."""
+    return sendgrid_verification_key(configured)
 
 
 def sendgrid_events(

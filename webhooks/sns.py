@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -49,15 +50,21 @@ class SnsMessage:
 
 class CertificateCache:
     """Signing certificates by URL: SNS signs with one certificate for months, so each is
-    fetched once; the few most recent are kept."""
+    fetched once; the few most recent are kept. One cache serves a process's threads: a
+    certificate being fetched is waited for, not fetched again."""
 
     def __init__(self, fetch: FetchCertificate, size: int = 8) -> None:
         self._fetch = fetch
         self._size = size
         self._chains: OrderedDict[str, list[x509.Certificate]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def chain(self, url: str) -> list[x509.Certificate]:
         """The certificates at `url`, the signing one first."""
+        with self._lock:
+            return self._chain(url)
+
+    def _chain(self, url: str) -> list[x509.Certificate]:
         if url in self._chains:
             self._chains.move_to_end(url)
             return self._chains[url]

@@ -45,6 +45,11 @@ def upgrade() -> None:
         sa.Column("received_at", utc, nullable=False),
     )  # fmt: skip
     op.create_index("ix_feedback_events_subscription_id", "feedback_events", ["subscription_id"])
+    op.create_table(
+        "seen_tokens",
+        sa.Column("token", sa.String(128), primary_key=True),
+        sa.Column("expires_at", utc, nullable=False),
+    )
     with op.batch_alter_table("subscriptions") as batch:
         batch.add_column(sa.Column("soft_bounces", sa.Integer, nullable=False, server_default="0"))
 

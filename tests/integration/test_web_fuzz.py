@@ -22,13 +22,14 @@ from drip.web import create_app
 
 from conftest import T0, make_runtime
 from helpers import ALICE, BOB, CAROL, subscribe
+from relay_webhooks import CertificateServer, basic_auth, webhook_settings
 
 REQUESTS = 2000
 METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"]
 ROUTES = [
     "/", "/subscribe", "/confirm/{token}", "/unsubscribe/{token}", "/preferences/{token}",
     "/lessons/{token}/{day}", "/courses/{slug}/{path}", "/healthz", "/metrics", "/static/{path}",
-    "/{path}",
+    "/{path}", "/webhooks/ses", "/webhooks/postmark", "/webhooks/mailgun", "/webhooks/sendgrid",
 ]  # fmt: skip
 HOSTILE = [
     "", "%00", "a%00b", "..", "%2e%2e", "x" * 300, "9223372036854775808", "2147483648",
@@ -104,15 +105,22 @@ headers = st.fixed_dictionaries(
         "content-type": st.sampled_from([t for t in CONTENT_TYPES if t]),
         "accept": st.sampled_from(["application/json", "text/html", "*/*"]),
         "x-forwarded-for": ascii_text,
+        "authorization": st.sampled_from(list(basic_auth().values())) | ascii_text,
+        "x-amz-sns-message-type": st.sampled_from(["Notification", "SubscriptionConfirmation"]),
+        "x-twilio-email-event-webhook-signature": ascii_text,
+        "x-twilio-email-event-webhook-timestamp": st.integers(0, 2**40).map(str) | ascii_text,
     },
 )
 
 
 @pytest.fixture
 def fuzz_runtime(database_url: str, tmp_path: Path, smtp_server) -> Iterator[Runtime]:
-    """Limits high enough that the signup code runs, not only the 429 in front of it."""
+    """Limits high enough that the signup code runs, not only the 429 in front of it; every
+    provider's webhook on."""
     rt = make_runtime(database_url, tmp_path, smtp_url=smtp_server.url,
-                      signup_limit_per_client=10**9, signup_limit_per_address=10**9)  # fmt: skip
+                      signup_limit_per_client=10**9, signup_limit_per_address=10**9,
+                      **webhook_settings(tmp_path))  # fmt: skip
+    rt.http_get = CertificateServer()
     rt.clock = lambda: T0
     yield rt
     rt.close()

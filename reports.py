@@ -4,7 +4,8 @@ bounces, complaints and deliveries, from returned mail (DSN, ARF) or a provider'
 Every source turns what it received into `Report`s; `record` stores each one once (its key) and
 acts on it:
 1. a hard bounce ends that subscription (bounced) and suppresses the address;
-2. a soft bounce is counted; the third in a row counts as hard;
+2. a soft bounce is counted; the third in a row, or one of a delivery that has soft-bounced
+   for longer than the retries would have tried (3 days), counts as hard;
 3. a complaint unsubscribes the address from every course and suppresses it;
 4. a delivery report clears the count of soft bounces.
 The same report delivered twice changes nothing the second time.
@@ -15,9 +16,9 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,7 @@ from .webhooks import ProviderEvent
 
 log = logging.getLogger("drip.reports")
 SOFT_BOUNCES_ARE_HARD = 3
+SOFT_BOUNCE_GIVE_UP = timedelta(days=3)  # as DRIP_RETRY_GIVE_UP_SECONDS' default
 
 
 @dataclass(frozen=True)
@@ -72,12 +74,12 @@ def record(session: Session, report: Report, now: datetime, courses: dict[str, C
              extra={"event": str(report.kind), "recipient": report.recipient,
                     "source": report.source, "status": report.status,
                     "subscription_id": subscription.id if subscription else None})  # fmt: skip
-    return _act(session, report, subscription, now, courses)
+    return _act(session, report, subscription, now, courses, delivery)
 
 
 def _act(
     session: Session, report: Report, sub: Subscription | None, now: datetime,
-    courses: dict[str, Course],
+    courses: dict[str, Course], delivery: Delivery | None = None,
 ) -> Outcome:  # fmt: skip
     if report.kind is FeedbackKind.DELIVERED:
         if sub is not None:
@@ -87,7 +89,9 @@ def _act(
         if sub is None:
             return Outcome.RECORDED
         sub.soft_bounces += 1
-        if sub.soft_bounces < SOFT_BOUNCES_ARE_HARD:
+        if sub.soft_bounces < SOFT_BOUNCES_ARE_HARD and not _bouncing_too_long(
+            session, delivery, now
+        ):
             return Outcome.RECORDED
     reason = (SuppressionReason.COMPLAINT if report.kind is FeedbackKind.COMPLAINT
               else SuppressionReason.HARD_BOUNCE)  # fmt: skip
@@ -97,6 +101,20 @@ def _act(
     detail = f"{report.source} {report.status} {report.diagnostic}".strip()
     suppressions.suppress(session, address, reason, detail, now, courses)
     return Outcome.ENDED
+
+
+def _bouncing_too_long(session: Session, delivery: Delivery | None, now: datetime) -> bool:
+    """Soft bounces of one delivery for longer than the give-up time of retries count as hard:
+    the mailbox has been full for as long as drip would have tried itself."""
+    if delivery is None:
+        return False
+    first = session.scalar(
+        select(func.min(FeedbackEvent.received_at)).where(
+            FeedbackEvent.delivery_id == delivery.id,
+            FeedbackEvent.kind == FeedbackKind.SOFT_BOUNCE,
+        )
+    )
+    return first is not None and now - first >= SOFT_BOUNCE_GIVE_UP
 
 
 def report_of(event: ProviderEvent) -> Report:

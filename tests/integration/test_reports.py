@@ -168,3 +168,19 @@ def test_a_suppressed_address_signs_up_like_anyone_and_gets_nothing(
         report = transfer.import_rows(session, runtime.course("bone-health"), rows,
                                       source="list.csv", now=T0, confirmed=True)  # fmt: skip
     assert (report.imported, report.suppressed, problems) == (1, 1, [])
+
+
+def test_soft_bounces_of_one_delivery_past_the_give_up_time_count_as_hard(
+    runtime: Runtime, smtp_server
+) -> None:
+    alice = subscribe(runtime, ALICE)
+    runtime.dispatcher.run_pass(T0)
+    soft = {"recipient": ALICE, "status": "4.2.2", "delivery": (alice, 1)}
+    with runtime.sessions() as session, session.begin():
+        first = Report(kind=FeedbackKind.SOFT_BOUNCE, source="dsn", key="early", **soft)
+        assert reports.record(session, first, T0, runtime.courses) is Outcome.RECORDED
+    late = T0 + reports.SOFT_BOUNCE_GIVE_UP
+    with runtime.sessions() as session, session.begin():
+        second = Report(kind=FeedbackKind.SOFT_BOUNCE, source="dsn", key="late", **soft)
+        assert reports.record(session, second, late, runtime.courses) is Outcome.ENDED
+    assert subscription(runtime, alice).state is SubscriptionState.BOUNCED

@@ -175,12 +175,14 @@ def test_soft_bounces_of_one_delivery_past_the_give_up_time_count_as_hard(
 ) -> None:
     alice = subscribe(runtime, ALICE)
     runtime.dispatcher.run_pass(T0)
-    soft = {"recipient": ALICE, "status": "4.2.2", "delivery": (alice, 1)}
+
+    def soft(key: str) -> Report:
+        return Report(kind=FeedbackKind.SOFT_BOUNCE, source="dsn", key=key, recipient=ALICE,
+                      status="4.2.2", delivery=(alice, 1))  # fmt: skip
+
     with runtime.sessions() as session, session.begin():
-        first = Report(kind=FeedbackKind.SOFT_BOUNCE, source="dsn", key="early", **soft)
-        assert reports.record(session, first, T0, runtime.courses) is Outcome.RECORDED
+        assert reports.record(session, soft("early"), T0, runtime.courses) is Outcome.RECORDED
     late = T0 + reports.SOFT_BOUNCE_GIVE_UP
     with runtime.sessions() as session, session.begin():
-        second = Report(kind=FeedbackKind.SOFT_BOUNCE, source="dsn", key="late", **soft)
-        assert reports.record(session, second, late, runtime.courses) is Outcome.ENDED
+        assert reports.record(session, soft("late"), late, runtime.courses) is Outcome.ENDED
     assert subscription(runtime, alice).state is SubscriptionState.BOUNCED

@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from . import __version__
 from .commands import Handler
+from .commands import bounces as bounce_commands
 from .commands import course as course_commands
 from .commands import dns as dns_commands
 from .commands import service as service_commands
@@ -33,7 +34,10 @@ from .errors import (
 from .logs import setup_logging
 from .runtime import Runtime
 
-GROUPS = (course_commands, subscriber_commands, suppress_commands, service_commands, dns_commands)
+GROUPS = (
+    course_commands, subscriber_commands, suppress_commands, service_commands, dns_commands,
+    bounce_commands,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

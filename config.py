@@ -61,6 +61,14 @@ class Settings:
     dkim_key_file: Path | None = None  # PEM private key, RSA (2048 bits advised) or Ed25519
     dkim_ed25519_selector: str | None = None  # a second signature, Ed25519-SHA256 (RFC 8463)
     dkim_ed25519_key_file: Path | None = None
+    # Returned mail (bounces, complaints): VERP envelope senders, the receiver, a bounce mailbox.
+    bounce_domain: str | None = None  # of the VERP return paths; unset: each course's sender's
+    bounce_listen: str | None = None  # host:port where `drip run` also takes returned mail (SMTP)
+    bounces_dir: Path = Path("bounces-unread")  # returned mail that reports nothing, kept as .eml
+    bounce_max_bytes: int = 10 * 1024 * 1024  # a larger returned message is refused (552)
+    bounce_imap_url: str | None = None  # imaps://user:pass@host:993/INBOX for `drip bounces fetch`
+    bounce_imap_done: str = "drip-processed"  # where fetched messages go once their reports are in
+    bounce_imap_unread: str = "drip-unread"  # where fetched messages that report nothing go
 
     @classmethod
     def load(
@@ -103,6 +111,7 @@ class Settings:
         if converted.get("log_format", "text") not in ("text", "json"):
             raise ConfigError("setting log_format (DRIP_LOG_FORMAT) must be text or json")
         _check_urls(converted)
+        _check_returned_mail(converted)
         settings = replace(self, **converted)
         if any(name.startswith("dkim_") for name in converted):
             check_dkim(settings)
@@ -174,6 +183,57 @@ def parse_smtp_url(url: str) -> SMTPRelay:
         password=unquote(parts.password) if parts.password else None,
         timeout=timeout,
     )
+
+
+def _check_returned_mail(values: Mapping[str, Any]) -> None:
+    """The receiver's listen address and the bounce mailbox's URL, checked like the others."""
+    for name, check in (("bounce_listen", parse_listen), ("bounce_imap_url", parse_imap_url)):
+        if values.get(name):
+            try:
+                check(values[name])
+            except ConfigError as exc:
+                raise ConfigError(f"setting {name} (DRIP_{name.upper()}): {exc}") from None
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`host:port` (`[::1]:2525` for IPv6) of a listener."""
+    host, colon, port = value.strip().rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{value!r} is not host:port (e.g. 127.0.0.1:2525)")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class IMAPMailbox:
+    """The mailbox returned mail lands in, as DRIP_BOUNCE_IMAP_URL names it."""
+
+    host: str
+    port: int
+    implicit_tls: bool  # imaps://; imap:// goes over STARTTLS (never in clear text)
+    username: str
+    password: str
+    folder: str
+
+
+def parse_imap_url(url: str) -> IMAPMailbox:
+    """imaps://user:pass@host:993/INBOX, or imap://user:pass@host:143/INBOX (STARTTLS)."""
+    shown = f"IMAP URL {mask_secrets(repr(url))}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{shown}: {mask_secrets(str(exc))}") from None
+    if parts.scheme not in {"imap", "imaps"}:
+        raise ConfigError(f"{shown}: the scheme must be imaps:// or imap:// (STARTTLS)")
+    if not parts.hostname or not parts.username or parts.password is None:
+        raise ConfigError(f"{shown} needs a user, a password and a host")
+    implicit_tls = parts.scheme == "imaps"
+    return IMAPMailbox(
+        host=parts.hostname, port=port or (993 if implicit_tls else 143),
+        implicit_tls=implicit_tls, username=unquote(parts.username),
+        password=unquote(parts.password), folder=unquote(parts.path.strip("/")) or "INBOX",
+    )  # fmt: skip
 
 
 def _convert(raw: Any, default: Any) -> Any:

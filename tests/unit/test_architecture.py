@@ -25,7 +25,7 @@ LAYERS = [
     {"stats", "transfer", "rates"},
     {"metrics"},
     {"runtime"},
-    {"commands", "web"},
+    {"commands", "web", "receiver"},
     {"cli", ""},
 ]
 SQL_MODULES = {

@@ -47,9 +47,9 @@ class IMAPServer:
         (self.folder / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
         config = self.folder / "dovecot.conf"
         config.write_text(self._config())
-        log = (self.folder / "out.log").open("wb")
-        self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(config)], stdout=log,
-                                        stderr=subprocess.STDOUT)  # fmt: skip
+        with (self.folder / "out.log").open("wb") as log:
+            self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(config)], stdout=log,
+                                            stderr=subprocess.STDOUT)  # fmt: skip
         deadline = time.monotonic() + 20
         while not self._answers():
             assert self.process.poll() is None and time.monotonic() < deadline, (
@@ -117,6 +117,7 @@ ssl_key = <{f}/key.pem
 auth_mechanisms = plain
 default_internal_user = {internal}
 default_login_user = {internal}
+first_valid_uid = {mail_user.pw_uid}
 {capability}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {f}/passwd

@@ -4,6 +4,7 @@ back to it (DSNs, ARF complaints) is matched to its delivery and acted on, once.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -12,11 +13,12 @@ from sqlalchemy import func, select, text
 
 from drip import subscriptions, suppressions
 from drip.bounces import parse_verp
+from drip.config import BUNDLED_COURSES
 from drip.models import FeedbackEvent, FeedbackKind, SubscriptionState, SuppressionReason
 from drip.receiver import Intake, ReturnedMailServer
 from drip.runtime import Runtime
 
-from conftest import T0
+from conftest import T0, make_runtime, write_course
 from helpers import (
     ALICE,
     BOB,
@@ -82,8 +84,6 @@ def test_every_message_goes_out_with_the_verp_address_of_its_delivery(
 
 
 def test_drip_bounce_domain_names_the_verp_domain(database_url, tmp_path, smtp_server) -> None:
-    from conftest import make_runtime
-
     rt = make_runtime(database_url, tmp_path, smtp_url=smtp_server.url,
                       bounce_domain="bounces.example.org")  # fmt: skip
     try:
@@ -219,3 +219,35 @@ def test_the_receiver_reports_only_what_it_stored(runtime: Runtime, smtp_server)
     assert (first.stored, again.stored, first.kept) == (2, 0, None)
     with runtime.sessions() as session:
         assert session.scalar(select(func.count()).select_from(FeedbackEvent)) == 2
+
+
+def test_a_complainer_gets_nothing_more_from_any_course(
+    database_url: str, tmp_path, smtp_server
+) -> None:
+    courses = tmp_path / "courses"
+    shutil.copytree(BUNDLED_COURSES / "bone-health", courses / "bone-health")
+    write_course(courses / "tiny", days=3)
+    rt = make_runtime(database_url, tmp_path, smtp_url=smtp_server.url, courses_dir=courses)
+    server = ReturnedMailServer(Intake(rt, clock=lambda: LATER), "127.0.0.1", free_port(),
+                                max_bytes=200_000)  # fmt: skip
+    server.start()
+    try:
+        with rt.sessions() as session, session.begin():
+            for slug in ("bone-health", "tiny"):
+                subscriptions.subscribe(session, rt.course(slug), ALICE, now=T0, name="Alice",
+                                        timezone="UTC", confirmed=True)  # fmt: skip
+        assert rt.dispatcher.run_pass(T0).sent == 2
+        sent = smtp_server.messages[0]  # a lesson of either course
+        complaint = returned_sample("arf_rfc5965.eml", sent.envelope_from,
+                                    str(sent.message["Message-ID"]))  # fmt: skip
+        assert send_returned(server.port, complaint, sent.envelope_from)[0] == 250
+        smtp_server.reset()
+        assert rt.dispatcher.run_pass(LATER + timedelta(days=2)).total == 0
+        assert smtp_server.messages == []
+        with rt.sessions() as session:
+            found = session.scalars(select(subscriptions.Subscription.state)).all()
+            assert sorted(found) == [GONE, GONE]
+            assert suppressions.find(session, ALICE).reason is COMPLAINT  # type: ignore[union-attr]
+    finally:
+        server.stop()
+        rt.close()

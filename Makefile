@@ -72,6 +72,8 @@ bench: install-test
 	  || { echo "bench/web.py needs wrk: sudo apt-get install -y wrk" >&2; exit 1; }
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/returned.py
+	$(BIN)/python bench/receiver.py --db sqlite
+	$(BIN)/python bench/receiver.py --db postgresql
 	$(BIN)/python bench/dispatch.py --db sqlite
 	$(BIN)/python bench/dispatch.py --db postgresql
 	$(BIN)/python bench/idle.py --db sqlite

@@ -48,10 +48,10 @@ class Intake:
 
     def read(self, data: bytes, recipients: Sequence[str]) -> list[Feedback]:
         """The events `data` reports, read once per envelope recipient (the VERP address it
-        came back to), each event once."""
+        came back to, each distinct one once), each event once."""
         secret = self.rt.settings.secret_key
         found: dict[str, Feedback] = {}
-        envelopes: list[str | None] = [*recipients] or [None]
+        envelopes: list[str | None] = [*dict.fromkeys(r.lower() for r in recipients)] or [None]
         for recipient in envelopes:
             for feedback in parse_returned(data, secret, envelope_to=recipient):
                 found.setdefault(feedback.key, feedback)

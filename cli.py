@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, OperationalError
 
 from . import __version__
 from .commands import Handler
@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         return exc.exit_code
     except DripError as exc:
         return _refuse(str(exc), exc.exit_code)
-    except (OperationalError, InterfaceError) as exc:
+    except (OperationalError, InterfaceError, DatabaseError) as exc:  # e.g. not a database file
         reason = str(exc.orig or exc).strip().splitlines()[0]
         return _refuse(f"cannot use the database at {settings.database_url}: {reason}",
                        EXIT_DATABASE)  # fmt: skip

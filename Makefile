@@ -10,8 +10,9 @@ PIP := PYTHONWARNINGS="ignore:Editable installation" \
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check
 QUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 CHROMIUM := /usr/bin/chromium
+DOVECOT := /usr/sbin/dovecot
 
-.PHONY: run test lint bench install install-test browser clean
+.PHONY: run test lint bench install install-test browser imap-server clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,11 +40,23 @@ browser:
 	    || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
 	fi
 
+# `drip bounces fetch` is tested against Debian's Dovecot, started by the tests on loopback.
+imap-server:
+	@if [ ! -x $(DOVECOT) ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "Dovecot is missing; install it with: sudo apt-get install -y dovecot-imapd" >&2; \
+	    exit 1; \
+	  fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q dovecot-imapd >/dev/null \
+	    || { apt-get update -q >/dev/null && apt-get install -y -q dovecot-imapd >/dev/null; }; \
+	fi
+
 run: install
 	$(BIN)/drip init
 	$(BIN)/drip run
 
-test: install-test browser
+test: install-test browser imap-server
 	$(BIN)/python -m pytest
 
 # mypy finds the package by its name: a folder `drip` that is this tree.
@@ -59,6 +72,8 @@ bench: install-test
 	  || { echo "bench/web.py needs wrk: sudo apt-get install -y wrk" >&2; exit 1; }
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/returned.py
+	$(BIN)/python bench/receiver.py --db sqlite
+	$(BIN)/python bench/receiver.py --db postgresql
 	$(BIN)/python bench/dispatch.py --db sqlite
 	$(BIN)/python bench/dispatch.py --db postgresql
 	$(BIN)/python bench/idle.py --db sqlite

@@ -11,10 +11,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, OperationalError
 
 from . import __version__
 from .commands import Handler
+from .commands import bounces as bounce_commands
 from .commands import course as course_commands
 from .commands import dns as dns_commands
 from .commands import service as service_commands
@@ -33,7 +34,10 @@ from .errors import (
 from .logs import setup_logging
 from .runtime import Runtime
 
-GROUPS = (course_commands, subscriber_commands, suppress_commands, service_commands, dns_commands)
+GROUPS = (
+    course_commands, subscriber_commands, suppress_commands, service_commands, dns_commands,
+    bounce_commands,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         return exc.exit_code
     except DripError as exc:
         return _refuse(str(exc), exc.exit_code)
-    except (OperationalError, InterfaceError) as exc:
+    except (OperationalError, InterfaceError, DatabaseError) as exc:  # e.g. not a database file
         reason = str(exc.orig or exc).strip().splitlines()[0]
         return _refuse(f"cannot use the database at {settings.database_url}: {reason}",
                        EXIT_DATABASE)  # fmt: skip

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import os
 import re
 import tomllib
@@ -16,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -26,6 +24,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from .endpoints import parse_imap_url, parse_listen, parse_smtp_url
 from .errors import ConfigError, mask_secrets
 
 DKIMKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -75,6 +74,14 @@ class Settings:
     postmark_webhook_password: str | None = None
     mailgun_signing_key: str | None = None  # Mailgun's HTTP webhook signing key
     sendgrid_public_key: str | None = None  # SendGrid's verification key, base64 DER
+    # Returned mail (bounces, complaints): VERP envelope senders, the receiver, a bounce mailbox.
+    bounce_domain: str | None = None  # of the VERP return paths; unset: each course's sender's
+    bounce_listen: str | None = None  # host:port where `drip run` also takes returned mail (SMTP)
+    bounces_dir: Path = Path("bounces-unread")  # returned mail that reports nothing, kept as .eml
+    bounce_max_bytes: int = 10 * 1024 * 1024  # a larger returned message is refused (552)
+    bounce_imap_url: str | None = None  # imaps://user:pass@host:993/INBOX for `drip bounces fetch`
+    bounce_imap_done: str = "drip-processed"  # where fetched messages go once their reports are in
+    bounce_imap_unread: str = "drip-unread"  # where fetched messages that report nothing go
 
     @classmethod
     def load(
@@ -119,6 +126,7 @@ class Settings:
         if converted.get("log_format", "text") not in ("text", "json"):
             raise ConfigError("setting log_format (DRIP_LOG_FORMAT) must be text or json")
         _check_urls(converted)
+        _check_returned_mail(converted)
         settings = replace(self, **converted)
         if any(name.startswith("dkim_") for name in converted):
             check_dkim(settings)
@@ -144,53 +152,14 @@ def _check_urls(values: Mapping[str, Any]) -> None:
             ) from None
 
 
-@dataclass(frozen=True)
-class SMTPRelay:
-    """Where and how to reach the SMTP relay that DRIP_SMTP_URL names."""
-
-    host: str
-    port: int
-    security: str  # "none", "starttls" or "tls" (implicit TLS, smtps://)
-    username: str | None
-    password: str | None
-    timeout: float
-
-
-def parse_smtp_url(url: str) -> SMTPRelay:
-    """smtp://user:pass@host:587?starttls=true, smtps://host:465, smtp://host?timeout=5.
-
-    A ConfigError names what is wrong, showing the URL with its password masked."""
-    shown = f"SMTP URL {mask_secrets(repr(url))}"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"{shown}: {mask_secrets(str(exc))}") from None
-    if parts.scheme not in {"smtp", "smtps"}:
-        raise ConfigError(f"{shown}: the scheme must be smtp:// or smtps://")
-    if not parts.hostname:
-        raise ConfigError(f"{shown} names no host")
-    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    unknown = set(options) - {"starttls", "timeout"}
-    if unknown:
-        raise ConfigError(f"{shown}: unknown option(s) {', '.join(sorted(unknown))}")
-    security = "tls" if parts.scheme == "smtps" else "none"
-    if options.get("starttls", "false").lower() in {"1", "true", "yes"}:
-        security = "starttls"
-    try:
-        timeout = float(options.get("timeout", 30))
-    except ValueError:
-        timeout = math.nan
-    if not 0 < timeout < math.inf:
-        raise ConfigError(f"{shown}: timeout must be a positive number of seconds")
-    return SMTPRelay(
-        host=parts.hostname,
-        port=port or (465 if security == "tls" else 25),
-        security=security,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        timeout=timeout,
-    )
+def _check_returned_mail(values: Mapping[str, Any]) -> None:
+    """The receiver's listen address and the bounce mailbox's URL, checked like the others."""
+    for name, check in (("bounce_listen", parse_listen), ("bounce_imap_url", parse_imap_url)):
+        if values.get(name):
+            try:
+                check(values[name])
+            except ConfigError as exc:
+                raise ConfigError(f"setting {name} (DRIP_{name.upper()}): {exc}") from None
 
 
 def _convert(raw: Any, default: Any) -> Any:

@@ -47,6 +47,6 @@ def setup_logging(verbose: bool = False, fmt: str = "text") -> logging.Handler:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for chatty in ("alembic", "apscheduler"):
+    for chatty in ("alembic", "apscheduler", "mail.log"):  # mail.log: aiosmtpd, per connection
         logging.getLogger(chatty).setLevel(logging.WARNING)
     return handler

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import suppressions
+from .bounces import Feedback
 from .course.model import Course
 from .models import (
     Delivery,
@@ -123,6 +124,20 @@ def report_of(event: ProviderEvent) -> Report:
         kind=FeedbackKind(event.kind.value), recipient=event.recipient, source=event.source,
         key=f"{event.source}:{event.key}", status=event.status or "",
         diagnostic=event.diagnostic, message_id=event.message_id,
+    )  # fmt: skip
+
+
+def report_of_returned(feedback: Feedback) -> Report:
+    """An event read from returned mail as a report. Its key digests what it says about which
+    delivery, so the same bounce received twice (or by two routes) is stored once; its delivery
+    is the VERP address's, set only when that address's tag checked out."""
+    delivery = None
+    if feedback.subscription_id is not None and feedback.day is not None:
+        delivery = (feedback.subscription_id, feedback.day)
+    return Report(
+        kind=FeedbackKind(feedback.kind.value), recipient=feedback.recipient,
+        source=feedback.source, key=f"returned:{feedback.key}", status=feedback.status,
+        diagnostic=feedback.diagnostic, message_id=feedback.message_id, delivery=delivery,
     )  # fmt: skip
 
 

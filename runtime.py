@@ -157,6 +157,8 @@ class Runtime:
                 give_up=timedelta(seconds=self.settings.retry_give_up_seconds),
                 rng=random.Random(),
             ),
+            verp_secret=self.settings.secret_key,
+            bounce_domain=self.settings.bounce_domain,
         )
 
     @cached_property

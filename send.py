@@ -25,8 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TextIO
 
-from .config import parse_smtp_url
 from .emails.mime import Outgoing
+from .endpoints import parse_smtp_url
 from .errors import ConfigError
 from .ratelimit import RateLimiter
 

@@ -16,6 +16,7 @@ from ..runtime import Runtime
 from ..scheduler.dispatch import PassResult
 from ..scheduler.runner import Waker, run_forever, start_scheduler
 from . import AddParser, add_now, now_of, out
+from .bounces import receiver
 from .progress import progress
 
 log = logging.getLogger("drip.cli")
@@ -51,12 +52,25 @@ def _tick_with_progress(rt: Runtime, now: datetime) -> PassResult:
 
 
 def cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
-    """The scheduler and the web pages in one process (the embedded default)."""
+    """The scheduler and the web pages in one process (the embedded default), and the
+    returned-mail receiver when DRIP_BOUNCE_LISTEN is set."""
     rt.init_database()
+    returned = receiver(rt) if rt.settings.bounce_listen else None
+    if returned is not None:
+        returned.start()
+    try:
+        _run(args, rt)
+    finally:
+        if returned is not None:
+            returned.stop()
+    return 0
+
+
+def _run(args: argparse.Namespace, rt: Runtime) -> None:
     if args.no_web:
         run_forever(rt.dispatcher, rt.settings.tick_seconds, clock=rt.clock,
                     observe=rt.metrics.observe_pass)  # fmt: skip
-        return 0
+        return
     rt.waker = Waker()
     scheduler = start_scheduler(rt.dispatcher, rt.settings.tick_seconds, rt.clock,
                                 rt.metrics.observe_pass, rt.waker)  # fmt: skip
@@ -65,7 +79,6 @@ def cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
     finally:
         log.info("stopping: finishing the pass under way")
         scheduler.shutdown(wait=True)
-    return 0
 
 
 def cmd_serve(args: argparse.Namespace, rt: Runtime) -> int:

@@ -20,6 +20,7 @@ while one batch is being sent, the next is claimed, rendered and started.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -31,6 +32,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from ..bounces import verp_address
 from ..course.model import Course
 from ..emails import LessonRenderer, Links, Outgoing, domain_of, render_confirmation
 from ..errors import RenderError
@@ -73,6 +75,10 @@ class Dispatcher:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     progress: Callable[[PassResult], None] | None = None  # told of each recorded batch
     sleep: Callable[[float], None] = time.sleep  # between attempts to reach the database
+    # VERP: each message's envelope sender names its delivery, keyed by this secret, so what
+    # comes back is matched to it (None: the envelope sender is the course's sender address).
+    verp_secret: str | None = None
+    bounce_domain: str | None = None  # the VERP addresses' domain; None: the course sender's
 
     def run_pass(self, now: datetime) -> PassResult:
         """Send every lesson due at `now`, batch after batch, until none is left.
@@ -128,14 +134,7 @@ class Dispatcher:
     def _build(self, claim: Claim, now: datetime) -> Outgoing | str:
         """The claim's message, or why it cannot be built (logged with the subscription)."""
         try:
-            if claim.is_confirmation:
-                return render_confirmation(
-                    claim.course, claim.recipient.email, claim.recipient.name,
-                    self.links.confirm(claim.confirm_token), message_id=claim.message_id, now=now,
-                )  # fmt: skip
-            return self.renderer.render(
-                claim.course, claim.day, claim.recipient, message_id=claim.message_id, now=now
-            )
+            return self._with_return_path(claim, self._render(claim, now))
         except RenderError as exc:  # the course's or this subscriber's: said in one line
             log.error("cannot build the message of subscription %d: %s", claim.subscription_id,
                       exc)  # fmt: skip
@@ -143,6 +142,25 @@ class Dispatcher:
         except Exception as exc:
             log.exception("cannot build the message of subscription %d", claim.subscription_id)
             return " ".join(f"cannot build the message: {type(exc).__name__}: {exc}".split())
+
+    def _render(self, claim: Claim, now: datetime) -> Outgoing:
+        if claim.is_confirmation:
+            return render_confirmation(
+                claim.course, claim.recipient.email, claim.recipient.name,
+                self.links.confirm(claim.confirm_token), message_id=claim.message_id, now=now,
+            )  # fmt: skip
+        return self.renderer.render(
+            claim.course, claim.day, claim.recipient, message_id=claim.message_id, now=now
+        )
+
+    def _with_return_path(self, claim: Claim, outgoing: Outgoing) -> Outgoing:
+        """The message with its delivery's VERP envelope sender (MAIL FROM); From and
+        Reply-To stay as the course sets them, and the receiving MTA adds Return-Path."""
+        if self.verp_secret is None:
+            return outgoing
+        domain = self.bounce_domain or outgoing.sender.rpartition("@")[2]
+        sender = verp_address(claim.subscription_id, claim.day, domain, self.verp_secret)
+        return dataclasses.replace(outgoing, sender=sender)
 
     def _send(self, messages: list[Outgoing]) -> list[SendResult]:
         """The transport's results; an error of the transport itself fails the batch for now

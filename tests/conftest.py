@@ -24,6 +24,7 @@ from drip.models import make_engine
 from drip.runtime import Runtime
 from drip.web import create_app
 
+from imap_server import imap_server  # noqa: F401  (a fixture)
 from smtp_server import smtp_server, smtputf8_server  # noqa: F401  (fixtures)
 
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # the test SMTP server's chatter
@@ -73,6 +74,7 @@ def make_runtime(database_url: str, tmp_path: Path, **settings: object) -> Runti
     values = {
         "database_url": database_url,
         "outbox_dir": tmp_path / "outbox",
+        "bounces_dir": tmp_path / "bounces-unread",
         "base_url": "https://drip.example.org",
         "courses_dir": BUNDLED_COURSES,
         **settings,

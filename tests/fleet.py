@@ -4,6 +4,7 @@ environment a worker is given, and starting (servers too), killing and reaping t
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -144,3 +145,40 @@ def stop(process: subprocess.Popen[bytes]) -> str:
     process.terminate()
     process.wait(timeout=30)
     return SERVER_LOGS.pop(process.pid).read_text(encoding="utf-8", errors="replace")
+
+
+def wait_for_listener(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Return once something accepts connections on `port` (the process is still starting)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait(timeout=30)
+            raise AssertionError(f"nothing listens on port {port}: {log.read_text()}")
+        time.sleep(0.1)  # waiting for the server process to listen
+
+
+def start_receiver(database_url: str, tmp_path: Path, **settings: object):
+    """`drip bounces serve` on a free port, once it listens; (process, port)."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DRIP_")},
+        "DRIP_DATABASE_URL": database_url,
+        "DRIP_CONFIG": str(tmp_path / "absent.toml"),
+        "DRIP_BOUNCES_DIR": str(tmp_path / "bounces-unread"),
+        **{f"DRIP_{key.upper()}": str(value) for key, value in settings.items()},
+    }
+    log = tmp_path / f"drip-bounces-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [DRIP, "bounces", "serve", "--port", str(port)], env=env, cwd=tmp_path,
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    SERVER_LOGS[process.pid] = log
+    wait_for_listener(port, process, log)
+    return process, port

@@ -4,10 +4,12 @@ holds, and strict checks of an email's bytes."""
 from __future__ import annotations
 
 import re
+import smtplib
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -105,3 +107,30 @@ def link(message, path: str) -> str:
     found = re.search(rf"https://drip\.example\.org(/{path}/[A-Za-z0-9_-]+)", text)
     assert found, text
     return found[1]
+
+
+RETURNED_SAMPLES = Path(__file__).resolve().parent / "samples" / "returned"
+SAMPLE_VERP = re.compile(rb"bounces\+[0-9]+-[0-9]+-[a-z2-7]{16}@[A-Za-z0-9.-]+")
+SAMPLE_MESSAGE_ID = re.compile(rb"<drip\.[^>\s]+@[^>\s]+>")
+
+
+def returned_sample(name: str, verp: str, message_id: str) -> bytes:
+    """A sample of tests/samples/returned/, re-addressed to a real delivery: its VERP return
+    path and its Message-ID put where the sample has its own."""
+    data = (RETURNED_SAMPLES / name).read_bytes()
+    data = SAMPLE_VERP.sub(verp.encode(), data)
+    return SAMPLE_MESSAGE_ID.sub(message_id.encode(), data)
+
+
+def send_returned(port: int, data: bytes, recipient: str) -> tuple[int, str]:
+    """Hand one returned message to a receiver on loopback as an MTA does (MAIL FROM:<>);
+    the receiver's reply to DATA (or to the command that refused it)."""
+    data = re.sub(rb"\r?\n", b"\r\n", data)
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+        smtp.ehlo("mx.example.org")
+        code, text = smtp.mail("", [f"SIZE={len(data)}"])
+        if code < 400:
+            code, text = smtp.rcpt(recipient)
+        if code < 400:
+            code, text = smtp.data(data)
+        return code, text.decode()

@@ -14,7 +14,7 @@ MAX_FUNCTION_LINES = 40
 # Lower layers never import higher ones. scheduler.schedule is pure date math on the standard
 # library alone, so the subscription rules below the scheduler may use it.
 LAYERS = [
-    {"errors", "config", "logs", "scheduler.schedule"},
+    {"errors", "endpoints", "config", "logs", "scheduler.schedule"},
     {"models"},
     {"migrations", "course"},
     {"emails"},
@@ -25,7 +25,7 @@ LAYERS = [
     {"stats", "transfer", "rates"},
     {"metrics"},
     {"runtime"},
-    {"commands", "web"},
+    {"commands", "web", "receiver"},
     {"cli", ""},
 ]
 SQL_MODULES = {

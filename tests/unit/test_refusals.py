@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from drip.commands import parse_instant
 from drip.commands.service import tick_status
-from drip.config import Settings, parse_smtp_url
+from drip.config import Settings
+from drip.endpoints import parse_smtp_url
 from drip.errors import ConfigError, InvalidInput, mask_secrets
 from drip.logs import JSONFormatter, MaskingFormatter
 from drip.scheduler.record import PassResult

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from .errors import ConfigError, mask_secrets
 
@@ -27,12 +27,7 @@ def parse_smtp_url(url: str) -> SMTPRelay:
     """smtp://user:pass@host:587?starttls=true, smtps://host:465, smtp://host?timeout=5.
 
     A ConfigError names what is wrong, showing the URL with its password masked."""
-    shown = f"SMTP URL {mask_secrets(repr(url))}"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"{shown}: {mask_secrets(str(exc))}") from None
+    shown, parts, port = _split("SMTP URL", url)
     if parts.scheme not in {"smtp", "smtps"}:
         raise ConfigError(f"{shown}: the scheme must be smtp:// or smtps://")
     if not parts.hostname:
@@ -83,12 +78,7 @@ class IMAPMailbox:
 
 def parse_imap_url(url: str) -> IMAPMailbox:
     """imaps://user:pass@host:993/INBOX, or imap://user:pass@host:143/INBOX (STARTTLS)."""
-    shown = f"IMAP URL {mask_secrets(repr(url))}"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"{shown}: {mask_secrets(str(exc))}") from None
+    shown, parts, port = _split("IMAP URL", url)
     if parts.scheme not in {"imap", "imaps"}:
         raise ConfigError(f"{shown}: the scheme must be imaps:// or imap:// (STARTTLS)")
     if not parts.hostname or not parts.username or parts.password is None:
@@ -99,3 +89,14 @@ def parse_imap_url(url: str) -> IMAPMailbox:
         implicit_tls=implicit_tls, username=unquote(parts.username),
         password=unquote(parts.password), folder=unquote(parts.path.strip("/")) or "INBOX",
     )  # fmt: skip
+
+
+def _split(what: str, url: str) -> tuple[str, SplitResult, int | None]:
+    """The URL as messages show it (password masked), its parts and its port, or a ConfigError
+    for a URL that does not even split (a port that is no number)."""
+    shown = f"{what} {mask_secrets(repr(url))}"
+    try:
+        parts = urlsplit(url)
+        return shown, parts, parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{shown}: {mask_secrets(str(exc))}") from None

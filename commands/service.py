@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import stats
 from ..errors import EXIT_NOTHING_SENT, EXIT_OK, DripError, InvalidInput
 from ..runtime import Runtime
-from ..scheduler.dispatch import PassResult
+from ..scheduler.dispatch import Dispatcher, PassResult
 from ..scheduler.runner import Waker, run_forever, start_scheduler
 from . import AddParser, add_now, now_of, out
 from .bounces import receiver
@@ -71,27 +71,26 @@ def _run(args: argparse.Namespace, rt: Runtime) -> None:
         run_forever(rt.dispatcher, rt.settings.tick_seconds, clock=rt.clock,
                     observe=rt.metrics.observe_pass)  # fmt: skip
         return
+    _serve_beside(args, rt, rt.dispatcher)
+
+
+def cmd_serve(args: argparse.Namespace, rt: Runtime) -> int:
+    """The web pages, and the confirmation emails their signups queue (lessons are sent by
+    `drip run` or `drip run --no-web` elsewhere)."""
+    _serve_beside(args, rt, rt.confirmations)
+    return 0
+
+
+def _serve_beside(args: argparse.Namespace, rt: Runtime, dispatcher: Dispatcher) -> None:
+    """The web pages, with a scheduler for `dispatcher` that a signup wakes."""
     rt.waker = Waker()
-    scheduler = start_scheduler(rt.dispatcher, rt.settings.tick_seconds, rt.clock,
+    scheduler = start_scheduler(dispatcher, rt.settings.tick_seconds, rt.clock,
                                 rt.metrics.observe_pass, rt.waker)  # fmt: skip
     try:
         _serve(args, rt)
     finally:
         log.info("stopping: finishing the pass under way")
         scheduler.shutdown(wait=True)
-
-
-def cmd_serve(args: argparse.Namespace, rt: Runtime) -> int:
-    """The web pages, and the confirmation emails their signups queue (lessons are sent by
-    `drip run` or `drip run --no-web` elsewhere)."""
-    rt.waker = Waker()
-    scheduler = start_scheduler(rt.confirmations, rt.settings.tick_seconds, rt.clock,
-                                rt.metrics.observe_pass, rt.waker)  # fmt: skip
-    try:
-        _serve(args, rt)
-    finally:
-        scheduler.shutdown(wait=True)
-    return 0
 
 
 def _serve(args: argparse.Namespace, rt: Runtime) -> None:

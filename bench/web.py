@@ -3,7 +3,9 @@
 For SQLite with one uvicorn worker and PostgreSQL with one and four, in one run: a `drip run
 --no-web` worker sends a large backlog to an SMTP sink; wrk (50 connections, unique addresses)
 posts signups, then asks the bare endpoint of the same server; a probe meanwhile times GET
-/healthz. Prints requests/s, p50/p99, errors, and the ratio to the bare endpoint.
+/healthz. Prints requests/s, p50/p99, errors, and the ratio to the bare endpoint. Then `drip
+run` alone against a relay that takes 0.5 s a message, people signing up during the pass, and
+the /healthz probe's p99.
 Needs wrk (Debian: apt-get install wrk; `make bench` installs it).
 """
 
@@ -114,6 +116,38 @@ def run(kind: str, workers: int, backlog: int, seconds: int, folder: Path) -> st
             f"{drip['rate'] / bare['rate']:.2f} | {probe.p99():.0f} | {sent:,} |")  # fmt: skip
 
 
+def slow_relay(kind: str, folder: Path, signups: int = 20, lessons: int = 40) -> str:
+    """`drip run` (web and scheduler in one process) against a relay that takes 0.5 s a
+    message, while `signups` people sign up during the pass: /healthz meanwhile."""
+    db = Database(kind, folder)
+    db.seed(lessons, "bone-health", NOW)
+    sink, port = Sink(delay_ms=500), free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "DRIP_DATABASE_URL": db.url, "DRIP_SMTP_URL": sink.url,
+           "DRIP_BASE_URL": base, "DRIP_TICK_SECONDS": "1",
+           "DRIP_CONFIG": str(folder / "absent.toml")}  # fmt: skip
+    quiet = subprocess.DEVNULL
+    service = subprocess.Popen([DRIP, "run", "--port", str(port)], stdout=quiet, stderr=quiet,
+                               env=env)  # fmt: skip
+    try:
+        _wait(base + "/healthz")
+        probe = Probe(base + "/healthz")
+        probe.start()
+        with httpx.Client(timeout=30) as client:
+            for i in range(signups):
+                time.sleep(0.5)  # one signup every half second, while the pass sends
+                body = {"email": f"slow{i}@example.org", "course": "bone-health"}
+                client.post(base + "/subscribe", json=body).raise_for_status()
+        probe.stop.set()
+    finally:
+        service.terminate()
+        service.wait(timeout=120)
+        sent = sink.stop()
+        db.drop()
+    return (f"| {kind} | {signups} | {len(probe.times)} | {probe.p99():.0f} | "
+            f"{max(probe.times):.0f} | {probe.failures} | {sent} |")  # fmt: skip
+
+
 def _wait(url: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -143,6 +177,13 @@ def main() -> None:
             sub = Path(folder) / f"{kind}-{workers}"
             sub.mkdir()
             print(run(kind, workers, args.backlog, args.seconds, sub), flush=True)
+        print("\n| drip run, relay 0.5 s a message | signups | /healthz probes | p99 ms | max ms "
+              "| failed | messages the relay took |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|")
+        for kind in ("sqlite", "postgresql"):
+            sub = Path(folder) / f"slow-{kind}"
+            sub.mkdir()
+            print(slow_relay(kind, sub), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+TARGET = ("127.0.0.1", 5432)  # the PostgreSQL the tests use
+
 
 class Proxy:
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -22,6 +24,10 @@ class Proxy:
         self.lock = threading.Lock()
         self.open: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def route(self, database_url: str) -> str:
+        """`database_url` (of the machine's PostgreSQL) through this proxy."""
+        return database_url.replace(f"{TARGET[0]}:{TARGET[1]}", f"127.0.0.1:{self.port}")
 
     def cut(self) -> None:
         """Drop every connection; refuse new ones until restore()."""
@@ -76,6 +82,6 @@ def _close(sock: socket.socket) -> None:
 
 @pytest.fixture
 def postgres_proxy() -> Iterator[Proxy]:
-    proxy = Proxy("127.0.0.1", 5432)
+    proxy = Proxy(*TARGET)
     yield proxy
     proxy.close()

@@ -25,7 +25,7 @@ def test_results_wait_for_the_database_to_come_back(
     smtp_server,
     postgres_proxy: Proxy,  # noqa: F811
 ) -> None:
-    through_proxy = database_url.replace("127.0.0.1:5432", f"127.0.0.1:{postgres_proxy.port}")
+    through_proxy = postgres_proxy.route(database_url)
     rt = make_runtime(through_proxy, tmp_path, smtp_url=smtp_server.url)
     slept: list[float] = []
     try:

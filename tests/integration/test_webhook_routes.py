@@ -214,7 +214,7 @@ def test_a_lost_database_answers_503_and_the_retry_is_recorded(
     smtp_server,
     postgres_proxy: Proxy,  # noqa: F811
 ) -> None:
-    through_proxy = database_url.replace("127.0.0.1:5432", f"127.0.0.1:{postgres_proxy.port}")
+    through_proxy = postgres_proxy.route(database_url)
     rt = hooks_runtime(through_proxy, tmp_path, smtp_server.url)
     try:
         alice, message_id = lesson_sent(rt, ALICE)

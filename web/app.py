@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import available_timezones
 
+from anyio import CapacityLimiter, to_thread
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -94,6 +95,7 @@ class Pages:
         self.per_client = Throttle(runtime.settings.signup_limit_per_client, hour)
         self.per_address = Throttle(runtime.settings.signup_limit_per_address, hour)
         self.trusted_proxies = trusted_proxies(runtime.settings.trusted_proxies)
+        self.signups: CapacityLimiter | None = None  # made in the event loop, on first use
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         context.setdefault("courses", sorted(self.rt.courses.values(), key=lambda c: c.title))
@@ -104,7 +106,11 @@ class Pages:
 
     async def subscribe(self, request: Request) -> Response:
         wants_json, fields = await read_fields(request)
-        return await run_in_threadpool(self._subscribe, request, wants_json, fields)
+        if self.signups is None:
+            self.signups = CapacityLimiter(self.rt.settings.web_signup_threads)
+        return await to_thread.run_sync(
+            self._subscribe, request, wants_json, fields, limiter=self.signups
+        )
 
     def _subscribe(self, request: Request, wants_json: bool, fields: dict[str, str]) -> Response:
         now = self.clock()

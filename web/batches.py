@@ -4,9 +4,10 @@ A transaction per signup pays the write lock, the commit and the round trips onc
 and fifty people asking at once queue for the lock anyway. Here one task per event loop
 writes whatever has gathered while the previous batch was being written, in one transaction
 on a worker thread: the cost is paid once per batch, nobody waits for more than the batch
-ahead and their own, and the event loop never waits on the database. When a batch fails, its
-items are written one by one, so one item's conflict (the same new address signed up in
-another process at the same instant) fails that request alone.
+ahead and their own, and the event loop never waits on the database. When a batch fails with
+a conflict (the same new address signed up in another process at the same instant), its items
+are written one by one, and the one that conflicted once more, by when the row it met has
+committed.
 """
 
 from __future__ import annotations
@@ -52,13 +53,17 @@ class Batcher(Generic[Item, Result]):
                 batch.append(queue.get_nowait())
             await self._write(batch)
 
-    async def _write(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+    async def _write(
+        self, batch: list[tuple[Item, asyncio.Future[Result]]], again: bool = True
+    ) -> None:
+        """Write `batch`; after an `alone_on` failure, each item alone, and an item that fails
+        so alone once more (what it conflicted with has committed since: now it is found)."""
         try:
             results = await to_thread.run_sync(self.write, [item for item, _ in batch])
         except Exception as exc:
-            if len(batch) > 1 and isinstance(exc, self.alone_on):
+            if again and isinstance(exc, self.alone_on):
                 for one in batch:
-                    await self._write([one])
+                    await self._write([one], again=len(batch) > 1)
                 return
             for _, future in batch:
                 if not future.done():

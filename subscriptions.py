@@ -16,26 +16,20 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from functools import lru_cache
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from .course.model import Course
-from .errors import InvalidInput
-from .models import (
-    LIVE_STATES,
-    Delivery,
-    DeliveryState,
-    Subscriber,
-    Subscription,
-    SubscriptionState,
-)
-from .scheduler.schedule import next_lesson_due, resume_due, zone
+from .inputs import check_name as check_name
+from .inputs import check_timezone as check_timezone
+from .inputs import normalize_email as normalize_email
+from .models import LIVE_STATES, Subscriber, Subscription, SubscriptionState
+from .scheduler.schedule import next_lesson_due, resume_due, snooze_until, zone
 
 log = logging.getLogger("drip.subscriptions")
-MAX_NAME_LENGTH = 200
+MAX_SNOOZE_DAYS = 90
 State = SubscriptionState
 
 
@@ -53,6 +47,12 @@ class Event(enum.StrEnum):
     BOUNCED = "bounced"  # refused permanently for this recipient
     COMPLETE = "complete"  # marked done from outside (an imported list)
     REPORTED_BOUNCE = "reported bounce"  # a bounce reported after the relay accepted a message
+    # The learner's pace (web/pace.py): the next lesson now, none for `target` days, lesson 1
+    # again, or lesson `target` again (one already received).
+    NEXT_NOW = "next now"
+    SNOOZE = "snooze"
+    RESTART = "restart"
+    JUMP = "jump"
 
 
 class Facts(Protocol):
@@ -68,6 +68,8 @@ class Facts(Protocol):
     def send_time(self) -> time | None: ...
     @property
     def last_sent_at(self) -> datetime | None: ...
+    @property
+    def snoozed_until(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True)
@@ -79,16 +81,23 @@ class Change:
     ended_at: datetime | None = None
     confirmed_at: datetime | None = None
     retry_attempts: int | None = None
+    current_day: int | None = None  # a pace action moves the learner to another lesson
+    snoozed_until: datetime | None = None
+    clear_snooze: bool = False  # a pace action that asks for a lesson now ends a snooze
 
     def columns(self) -> dict[str, Any]:
         values = {"state": self.state, "next_due_at": self.next_due_at}
-        for name in ("ended_at", "confirmed_at", "retry_attempts"):
+        for name in ("ended_at", "confirmed_at", "retry_attempts", "current_day", "snoozed_until"):
             if getattr(self, name) is not None:
                 values[name] = getattr(self, name)
+        if self.clear_snooze:
+            values["snoozed_until"] = None
         return values
 
 
-# The events each state accepts; any other event changes nothing. A bounce reported later
+PACE = frozenset({Event.NEXT_NOW, Event.SNOOZE, Event.RESTART, Event.JUMP})
+# The events each state accepts; any other event changes nothing. A pace action (re)starts an
+# active or paused course; a failed one can only be moved to a lesson. A bounce reported later
 # ends any live subscription, whatever it is doing now.
 ACCEPTS: dict[SubscriptionState, frozenset[Event]] = {
     State.PENDING: frozenset(
@@ -113,20 +122,31 @@ ACCEPTS: dict[SubscriptionState, frozenset[Event]] = {
             Event.BOUNCED,
             Event.COMPLETE,
             Event.REPORTED_BOUNCE,
+            *PACE,
         }
     ),
-    State.PAUSED: frozenset({Event.RESUME, Event.UNSUBSCRIBE, Event.REPORTED_BOUNCE}),
-    State.FAILED: frozenset({Event.RETRY, Event.UNSUBSCRIBE, Event.PAUSE, Event.REPORTED_BOUNCE}),
+    State.PAUSED: frozenset({Event.RESUME, Event.UNSUBSCRIBE, Event.REPORTED_BOUNCE, *PACE}),
+    State.FAILED: frozenset(
+        {
+            Event.RETRY,
+            Event.UNSUBSCRIBE,
+            Event.PAUSE,
+            Event.REPORTED_BOUNCE,
+            Event.RESTART,
+            Event.JUMP,
+        }
+    ),
 }
 
 
 def decide(
     facts: Facts, event: Event, now: datetime, course: Course | None, *, attempt: int = 0,
-    retry_at: datetime | None = None,
+    retry_at: datetime | None = None, target: int = 0,
 ) -> Change | None:  # fmt: skip
     """The transition `event` causes at `now`, or None. `attempt` counts failures of the current
-    lesson (DEFERRED, GAVE_UP); `retry_at` is when a deferred lesson is tried again. Without
-    its course (no longer loaded), only the events that end a subscription are decided."""
+    lesson (DEFERRED, GAVE_UP); `retry_at` is when a deferred lesson is tried again; `target`
+    is the lesson a JUMP goes to, or the days of a SNOOZE. Without its course (no longer
+    loaded), only the events that end a subscription are decided."""
     if event not in ACCEPTS.get(facts.state, frozenset()):
         return None
     if event in ENDINGS:
@@ -143,7 +163,11 @@ def decide(
         return Change(State.ACTIVE, retry_at or now, retry_attempts=attempt)
     if event is Event.GAVE_UP:
         return Change(State.FAILED, None, retry_attempts=attempt)
-    return None if course is None else _lesson_schedule(facts, event, now, course)
+    if course is None:
+        return None
+    if event in PACE:
+        return _pace(facts, event, now, course, target)
+    return _lesson_schedule(facts, event, now, course)
 
 
 # Events that end a subscription, whatever it is doing, to the state they end it in.
@@ -157,15 +181,36 @@ ENDINGS = {
 
 def _lesson_schedule(facts: Facts, event: Event, now: datetime, course: Course) -> Change:
     """Resume, reschedule or a sent lesson: when the next lesson is due, by the course."""
+    if event is not Event.SENT:
+        return Change(State.ACTIVE, _resumed(facts, now, course, facts.snoozed_until))
+    if facts.current_day + 1 >= course.total_days:
+        return Change(State.COMPLETED, None, ended_at=now, retry_attempts=0)
     send_time = facts.send_time or course.send_time
-    if event is Event.SENT:
-        if facts.current_day + 1 >= course.total_days:
-            return Change(State.COMPLETED, None, ended_at=now, retry_attempts=0)
-        due = _next_lesson_due(now, facts.timezone, send_time, course.interval_days)
-        return Change(State.ACTIVE, due, retry_attempts=0)
-    due = resume_due(now, zone(facts.timezone), send_time, course.interval_days,
-                     facts.last_sent_at)  # fmt: skip
-    return Change(State.ACTIVE, due)
+    due = _next_lesson_due(now, facts.timezone, send_time, course.interval_days)
+    return Change(State.ACTIVE, due, retry_attempts=0)
+
+
+def _resumed(facts: Facts, now: datetime, course: Course, floor: datetime | None) -> datetime:
+    """The next send time, never earlier than the schedule allows nor than `floor` (a snooze)."""
+    due = resume_due(now, zone(facts.timezone), facts.send_time or course.send_time,
+                     course.interval_days, facts.last_sent_at)  # fmt: skip
+    return max(due, floor or due)
+
+
+def _pace(facts: Facts, event: Event, now: datetime, course: Course, target: int) -> Change | None:
+    """A learner's pace action; None when it makes no sense where the learner is (no next
+    lesson, a lesson outside the course, a snooze outside 1..MAX_SNOOZE_DAYS)."""
+    if event is Event.NEXT_NOW and facts.current_day < course.total_days:
+        return Change(State.ACTIVE, now, retry_attempts=0, clear_snooze=True)
+    if event is Event.RESTART or (event is Event.JUMP and 1 <= target <= course.total_days):
+        lesson = 1 if event is Event.RESTART else target
+        return Change(State.ACTIVE, now, retry_attempts=0, current_day=lesson - 1,
+                      clear_snooze=True)  # fmt: skip
+    if event is Event.SNOOZE and 1 <= target <= MAX_SNOOZE_DAYS:
+        send_time = facts.send_time or course.send_time
+        until = snooze_until(now, zone(facts.timezone), send_time, target)
+        return Change(State.ACTIVE, _resumed(facts, now, course, until), snoozed_until=until)
+    return None
 
 
 def _confirmation(
@@ -186,10 +231,11 @@ def _next_lesson_due(sent_at: datetime, timezone: str, send_time: time, interval
 
 
 def apply(
-    subscription: Subscription, event: Event | str, course: Course | None, now: datetime
-) -> bool:
+    subscription: Subscription, event: Event | str, course: Course | None, now: datetime,
+    target: int = 0,
+) -> bool:  # fmt: skip
     """Decide and write one subscription's transition, with a log line; False if none."""
-    change = decide(subscription, Event(event), now, course)
+    change = decide(subscription, Event(event), now, course, target=target)
     if change is None:
         return False
     previous = subscription.state
@@ -207,18 +253,6 @@ def reschedule(
     subscription.timezone = check_timezone(timezone)
     subscription.send_time = send_time
     apply(subscription, Event.RESCHEDULE, course, now)
-
-
-def has_received(session: Session, subscription_id: int, day: int) -> bool:
-    """Whether lesson `day` went out to the subscription (it may then be read online)."""
-    found = session.scalar(
-        select(Delivery.id).where(
-            Delivery.subscription_id == subscription_id,
-            Delivery.day == day,
-            Delivery.state == DeliveryState.SENT,
-        )
-    )
-    return found is not None
 
 
 def log_transition(
@@ -240,37 +274,6 @@ def due_condition(now: datetime) -> ColumnElement[bool]:
 def confirmation_due_condition(now: datetime) -> ColumnElement[bool]:
     """Pending, and its confirmation email is due (asked for, or to be retried)."""
     return and_(Subscription.state == State.PENDING, Subscription.next_due_at <= now)
-
-
-def normalize_email(address: str) -> str:
-    """The one address check of web, CLI and import: the address in its normal form (NFC, the
-    domain lowercased and in Unicode, so josé@Bücher.example and josé@xn--bcher-kva.example are
-    one subscriber); InvalidInput saying why it is not an address. A local part outside ASCII
-    is accepted: such a lesson needs a relay that offers SMTPUTF8."""
-    try:
-        checked = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=True)
-        return checked.normalized
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"{address!r} is not a valid email address: {exc}") from exc
-
-
-@lru_cache(maxsize=1)
-def known_zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def check_timezone(name: str) -> str:
-    """`name` if it is an IANA zone; checked against the list, never opened as a file path."""
-    if name not in known_zones():
-        raise InvalidInput(f"{name[:80]!r} is not a known time zone (e.g. Europe/Paris)")
-    return name
-
-
-def check_name(name: str) -> str:
-    """Names are kept as typed (they are data, shown escaped), only bounded in length."""
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"the name is longer than {MAX_NAME_LENGTH} characters")
-    return name
 
 
 def zone_of(subscription: Subscription) -> ZoneInfo:

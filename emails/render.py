@@ -29,7 +29,8 @@ from .markdown import to_html, to_text
 from .mime import Multipart, Outgoing, QPTemplate, qp
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-PERSONAL = ("first_name", "email", "unsubscribe_url", "preferences_url", "view_online_url")
+PERSONAL = ("first_name", "email", "unsubscribe_url", "preferences_url", "view_online_url",
+            "next_url", "snooze_url", "restart_url")  # fmt: skip
 SLOT = {name: f"dripslot{index}x{name.replace('_', '')}z" for index, name in enumerate(PERSONAL)}
 FALLBACK_FIRST_NAME = "friend"
 
@@ -108,6 +109,9 @@ class LessonRenderer:
             "unsubscribe_url": self.links.unsubscribe(recipient.unsubscribe_token),
             "preferences_url": self.links.preferences(recipient.manage_token),
             "view_online_url": self.links.lesson(recipient.manage_token, day),
+            "next_url": self.links.pace(recipient.manage_token, "next", day),
+            "snooze_url": self.links.pace(recipient.manage_token, "snooze", day, "days=7"),
+            "restart_url": self.links.pace(recipient.manage_token, "restart", day),
         }
 
     def message(

@@ -48,6 +48,7 @@ class Claim:
     delivery_id: int | None = None  # None until started, for a message never tried before
     state: SubscriptionState = SubscriptionState.ACTIVE
     last_sent_at: datetime | None = None
+    snoozed_until: datetime | None = None
     confirm_token: str = ""
     resend: bool = False  # a confirmation asked for again: a new Message-ID on the same row
 

@@ -64,6 +64,13 @@ def next_send_time_after(now: datetime, zone: ZoneInfo, send_time: time) -> date
     return instant
 
 
+def snooze_until(now: datetime, zone: ZoneInfo, send_time: time, days: int) -> datetime:
+    """The send time `days` local days after today in `zone`: a learner's "pause for N days"
+    ends there, and their next lesson is due no earlier."""
+    today = _aware(now, "now").astimezone(zone).date()
+    return local_send_instant(today + timedelta(days=days), send_time, zone)
+
+
 def resume_due(
     now: datetime,
     zone: ZoneInfo,

@@ -109,6 +109,36 @@ def link(message, path: str) -> str:
     return found[1]
 
 
+def confirm_path(smtp_server, count: int = 1) -> str:
+    """The confirm link of the `count`th message, once the service has sent it."""
+    text = smtp_server.wait_for(count)[count - 1].message.get_body(("plain",)).get_content()
+    found = re.search(r"http://127\.0\.0\.1:\d+(/confirm/[A-Za-z0-9_-]+)", text)
+    assert found, text
+    return found[1]
+
+
+def pace_link(message, action: str) -> str:
+    """The path (and query) of a pace link (next, snooze, restart) in a received lesson."""
+    text = message.message.get_body(("plain",)).get_content()
+    found = re.search(
+        rf"https?://[^/\s]+(/pace/[A-Za-z0-9_-]+/{action}/[0-9]+(\?days=[0-9]+)?)", text
+    )
+    assert found, text
+    return found[1]
+
+
+def stamp_of(page: str) -> str:
+    """The stamp a pace page's button carries (the subscription as the page showed it)."""
+    return hidden_fields(page)["at"]
+
+
+def hidden_fields(page: str) -> dict[str, str]:
+    """The hidden fields of a page's forms (the last of each name), as its button posts them."""
+    found = dict(re.findall(r'<input type="hidden" name="([a-z]+)" value="([^"]*)">', page))
+    assert "at" in found, page
+    return found
+
+
 RETURNED_SAMPLES = Path(__file__).resolve().parent / "samples" / "returned"
 SAMPLE_VERP = re.compile(rb"bounces\+[0-9]+-[0-9]+-[a-z2-7]{16}@[A-Za-z0-9.-]+")
 SAMPLE_MESSAGE_ID = re.compile(rb"<drip\.[^>\s]+@[^>\s]+>")

@@ -29,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from .. import subscriptions, suppressions
+from .. import pace, subscriptions, suppressions
 from ..config import Settings
 from ..course import Course
 from ..emails import Recipient
@@ -41,6 +41,7 @@ from ..stats import database_answers
 from . import webhooks
 from .body import BodyLimit, read_fields
 from .headers import EMAIL_PAGE_POLICY, HEADERS, SecurityHeaders
+from .pace import PacePages
 from .throttle import Throttle, client_address, trusted_proxies
 
 log = logging.getLogger("drip.web")
@@ -58,6 +59,7 @@ class NotFound(HTTPException):
 def create_app(runtime: Runtime) -> Starlette:
     """The web app on `runtime`'s database and courses; its clock is read per request."""
     pages = Pages(runtime, runtime.clock)
+    paces = PacePages(runtime, pages.render, pages.find_subscription)
     routes = [
         Route("/", pages.index),
         Route("/subscribe", pages.subscribe, methods=["POST"]),
@@ -65,6 +67,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/unsubscribe/{token}", pages.unsubscribe, methods=["GET", "POST"]),
         Route("/preferences/{token}", pages.preferences, methods=["GET", "POST"]),
         Route("/lessons/{token}/{day}", pages.lesson),
+        Route("/pace/{token}/{action}/{lesson}", paces.page, methods=["GET", "POST"]),
         Route("/courses/{slug}/{path:path}", pages.course_file),
         Route("/healthz", pages.healthz),
         Route("/metrics", pages.metrics),
@@ -177,29 +180,31 @@ class Pages:
         now = self.clock()
         posted = request.method == "POST"
         with (self.rt.write_sessions if posted else self.rt.sessions)() as session, session.begin():
-            sub = self._subscription(session, "confirm_token", request)
+            sub = self.find_subscription(session, "confirm_token", request)
             expiry = timedelta(seconds=self.rt.settings.pending_expiry_seconds)
             if sub.state is SubscriptionState.PENDING and sub.created_at + expiry < now:
                 raise NotFound
             course = self.rt.course(sub.course_slug)
             if not posted and sub.state is SubscriptionState.PENDING:
                 return self.render(request, "confirm.html", course=course, sub=sub)
-            if posted:
-                subscriptions.apply(sub, subscriptions.Event.CONFIRM, course, now)
+            confirmed = posted and subscriptions.apply(sub, "confirm", course, now)
             local = zone(sub.timezone)
             second = None
             if sub.state is SubscriptionState.ACTIVE and course.total_days > 1:
                 sent = sub.last_sent_at or sub.next_due_at or now
                 second = next_lesson_due(sent, local, _send_time(sub, course), course.interval_days)
-            return self.render(
+            page = self.render(
                 request, "confirmed.html", course=course, sub=sub,
                 second=second.astimezone(local) if second else None,
             )  # fmt: skip
+        if confirmed:
+            self.rt.wake()  # lesson 1 is due at once: the running scheduler sends it now
+        return page
 
     def unsubscribe(self, request: Request) -> Response:
         posted = request.method == "POST"
         with (self.rt.write_sessions if posted else self.rt.sessions)() as session, session.begin():
-            sub = self._subscription(session, "unsubscribe_token", request)
+            sub = self.find_subscription(session, "unsubscribe_token", request)
             course = self.rt.course(sub.course_slug)
             if posted:  # a person's button, or a mailbox's RFC 8058 one-click
                 subscriptions.apply(sub, subscriptions.Event.UNSUBSCRIBE, course, self.clock())
@@ -214,7 +219,7 @@ class Pages:
         now = self.clock()
         sessions = self.rt.sessions if fields is None else self.rt.write_sessions
         with sessions() as session, session.begin():
-            sub = self._subscription(session, "manage_token", request)
+            sub = self.find_subscription(session, "manage_token", request)
             course = self.rt.course(sub.course_slug)
             error = ""
             if fields is not None:
@@ -229,6 +234,8 @@ class Pages:
             return self.render(
                 request, "preferences.html", 422 if error else 200, course=course, sub=sub,
                 error=error, zones=ZONES, send_time=_send_time(sub, course).strftime("%H:%M"),
+                received=pace.received(session, sub.id), stamp=pace.stamp(sub),
+                snooze_days=pace.SNOOZE_DAYS,
             )  # fmt: skip
 
     def _change(
@@ -264,13 +271,13 @@ class Pages:
     def lesson(self, request: Request) -> Response:
         text = request.path_params["day"]
         with self.rt.sessions() as session:
-            sub = self._subscription(session, "manage_token", request)
+            sub = self.find_subscription(session, "manage_token", request)
             course = self.rt.course(sub.course_slug)
             # bounded before any query: a day past the course would overflow an INTEGER column
             day = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else 0
             if not 1 <= day <= course.total_days:
                 raise NotFound
-            if not subscriptions.has_received(session, sub.id, day):
+            if not pace.has_received(session, sub.id, day):
                 raise NotFound
             recipient = Recipient(
                 sub.subscriber.email, sub.subscriber.name, sub.unsubscribe_token, sub.manage_token
@@ -323,7 +330,7 @@ class Pages:
         page.headers.update(HEADERS)  # this handler runs outside the middleware
         return page
 
-    def _subscription(self, session: Session, column: str, request: Request) -> Subscription:
+    def find_subscription(self, session: Session, column: str, request: Request) -> Subscription:
         sub = subscriptions.by_token(session, column, request.path_params["token"])
         if sub is None or sub.course_slug not in self.rt.courses:
             raise NotFound

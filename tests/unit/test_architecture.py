@@ -14,13 +14,13 @@ MAX_FUNCTION_LINES = 40
 # Lower layers never import higher ones. scheduler.schedule is pure date math on the standard
 # library alone, so the subscription rules below the scheduler may use it.
 LAYERS = [
-    {"errors", "endpoints", "config", "logs", "scheduler.schedule"},
+    {"errors", "endpoints", "config", "logs", "inputs", "scheduler.schedule"},
     {"models"},
     {"migrations", "course"},
     {"emails"},
     {"send", "ratelimit", "webhooks", "bounces", "signing"},
     {"subscriptions"},
-    {"suppressions", "reports"},
+    {"suppressions", "reports", "pace"},
     {"scheduler"},
     {"stats", "transfer", "rates"},
     {"metrics"},
@@ -31,6 +31,7 @@ LAYERS = [
 SQL_MODULES = {
     "scheduler.queries",
     "subscriptions",
+    "pace",
     "suppressions",
     "reports",
     "stats",

@@ -26,7 +26,7 @@ from .inputs import check_name as check_name
 from .inputs import check_timezone as check_timezone
 from .inputs import normalize_email as normalize_email
 from .models import LIVE_STATES, Subscriber, Subscription, SubscriptionState
-from .scheduler.schedule import next_lesson_due, resume_due, snooze_until, zone
+from .scheduler.schedule import Cadence, next_lesson_due, resume_due, snooze_until, zone
 
 log = logging.getLogger("drip.subscriptions")
 MAX_SNOOZE_DAYS = 90
@@ -70,6 +70,8 @@ class Facts(Protocol):
     def last_sent_at(self) -> datetime | None: ...
     @property
     def snoozed_until(self) -> datetime | None: ...
+    @property
+    def cadence(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -100,43 +102,15 @@ PACE = frozenset({Event.NEXT_NOW, Event.SNOOZE, Event.RESTART, Event.JUMP})
 # active or paused course; a failed one can only be moved to a lesson. A bounce reported later
 # ends any live subscription, whatever it is doing now.
 ACCEPTS: dict[SubscriptionState, frozenset[Event]] = {
-    State.PENDING: frozenset(
-        {
-            Event.REQUEST,
-            Event.CONFIRM,
-            Event.UNSUBSCRIBE,
-            Event.SENT,
-            Event.DEFERRED,
-            Event.GAVE_UP,
-            Event.BOUNCED,
-        }
-    ),
-    State.ACTIVE: frozenset(
-        {
-            Event.PAUSE,
-            Event.UNSUBSCRIBE,
-            Event.RESCHEDULE,
-            Event.SENT,
-            Event.DEFERRED,
-            Event.GAVE_UP,
-            Event.BOUNCED,
-            Event.COMPLETE,
-            Event.REPORTED_BOUNCE,
-            *PACE,
-        }
-    ),
+    State.PENDING: frozenset({Event.REQUEST, Event.CONFIRM, Event.UNSUBSCRIBE, Event.SENT,
+                              Event.DEFERRED, Event.GAVE_UP, Event.BOUNCED}),
+    State.ACTIVE: frozenset({Event.PAUSE, Event.UNSUBSCRIBE, Event.RESCHEDULE, Event.SENT,
+                             Event.DEFERRED, Event.GAVE_UP, Event.BOUNCED, Event.COMPLETE,
+                             Event.REPORTED_BOUNCE, *PACE}),
     State.PAUSED: frozenset({Event.RESUME, Event.UNSUBSCRIBE, Event.REPORTED_BOUNCE, *PACE}),
-    State.FAILED: frozenset(
-        {
-            Event.RETRY,
-            Event.UNSUBSCRIBE,
-            Event.PAUSE,
-            Event.REPORTED_BOUNCE,
-            Event.RESTART,
-            Event.JUMP,
-        }
-    ),
-}
+    State.FAILED: frozenset({Event.RETRY, Event.UNSUBSCRIBE, Event.PAUSE, Event.REPORTED_BOUNCE,
+                             Event.RESTART, Event.JUMP}),
+}  # fmt: skip
 
 
 def decide(
@@ -186,14 +160,20 @@ def _lesson_schedule(facts: Facts, event: Event, now: datetime, course: Course) 
     if facts.current_day + 1 >= course.total_days:
         return Change(State.COMPLETED, None, ended_at=now, retry_attempts=0)
     send_time = facts.send_time or course.send_time
-    due = _next_lesson_due(now, facts.timezone, send_time, course.interval_days)
+    due = _next_lesson_due(
+        now, facts.timezone, send_time, course.interval_days, _days(facts, course)
+    )
     return Change(State.ACTIVE, due, retry_attempts=0)
+
+
+def _days(facts: Facts, course: Course) -> Cadence:
+    return course.cadence.narrowed(facts.cadence)
 
 
 def _resumed(facts: Facts, now: datetime, course: Course, floor: datetime | None) -> datetime:
     """The next send time, never earlier than the schedule allows nor than `floor` (a snooze)."""
     due = resume_due(now, zone(facts.timezone), facts.send_time or course.send_time,
-                     course.interval_days, facts.last_sent_at)  # fmt: skip
+                     course.interval_days, facts.last_sent_at, _days(facts, course))  # fmt: skip
     return max(due, floor or due)
 
 
@@ -208,7 +188,7 @@ def _pace(facts: Facts, event: Event, now: datetime, course: Course, target: int
                       clear_snooze=True)  # fmt: skip
     if event is Event.SNOOZE and 1 <= target <= MAX_SNOOZE_DAYS:
         send_time = facts.send_time or course.send_time
-        until = snooze_until(now, zone(facts.timezone), send_time, target)
+        until = snooze_until(now, zone(facts.timezone), send_time, target, _days(facts, course))
         return Change(State.ACTIVE, _resumed(facts, now, course, until), snoozed_until=until)
     return None
 
@@ -225,9 +205,11 @@ def _confirmation(
 
 
 @lru_cache(maxsize=4096)
-def _next_lesson_due(sent_at: datetime, timezone: str, send_time: time, interval: int) -> datetime:
+def _next_lesson_due(
+    sent_at: datetime, timezone: str, send_time: time, interval: int, cadence: Cadence
+) -> datetime:
     """Everyone in one zone sent a lesson at the same `now` is next due at the same instant."""
-    return next_lesson_due(sent_at, zone(timezone), send_time, interval)
+    return next_lesson_due(sent_at, zone(timezone), send_time, interval, cadence)
 
 
 def apply(
@@ -247,11 +229,13 @@ def apply(
 
 
 def reschedule(
-    subscription: Subscription, course: Course, timezone: str, send_time: time, now: datetime
-) -> None:
-    """A new time zone and time of day; an active subscription's next lesson moves with them."""
+    subscription: Subscription, course: Course, timezone: str, send_time: time, now: datetime,
+    cadence: str | None = None,
+) -> None:  # fmt: skip
+    """A new time zone, time of day and cadence (a key of schedule.CADENCES, None: the
+    course's days); an active subscription's next lesson moves with them."""
     subscription.timezone = check_timezone(timezone)
-    subscription.send_time = send_time
+    subscription.send_time, subscription.cadence = send_time, cadence
     apply(subscription, Event.RESCHEDULE, course, now)
 
 

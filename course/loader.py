@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +19,7 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 from ..errors import CourseError
+from ..scheduler.schedule import WEEKDAYS
 from .model import Course, Lesson
 from .placeholders import template_problems
 
@@ -26,7 +27,7 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 SEND_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 COURSE_KEYS = {
     "slug", "title", "description", "sender_name", "sender_email", "reply_to",
-    "postal_address", "timezone", "send_time", "interval_days",
+    "postal_address", "timezone", "send_time", "interval_days", "send_days", "quiet_dates",
 }  # fmt: skip
 REQUIRED_COURSE_KEYS = ("slug", "title", "sender_name", "sender_email", "postal_address")
 LESSON_KEYS = {"day", "subject", "title", "teaser", "preheader"}
@@ -126,7 +127,38 @@ def _check_settings(settings: dict[str, Any], path: Path, report: Report) -> dic
             path, 1, f"interval_days {interval!r}: must be a whole number of days, 1 or more"
         )
     out["interval_days"] = interval
+    out.update(_check_cadence(settings, path, report))
     return out
+
+
+def _check_cadence(settings: dict[str, Any], path: Path, report: Report) -> dict[str, Any]:
+    """`send_days` (weekdays, e.g. ["mon", "tue", "wed", "thu", "fri"]; default every day) and
+    `quiet_dates` (dates no lesson goes out on, e.g. [2026-12-25])."""
+    out: dict[str, Any] = {}
+    days = settings.get("send_days", list(WEEKDAYS))
+    names = [str(d).strip().lower()[:3] for d in days] if isinstance(days, list) else []
+    if not names or any(name not in WEEKDAYS for name in names):
+        report.add(path, 1, f"send_days {days!r}: a list of weekdays, e.g. "
+                   '["mon", "tue", "wed", "thu", "fri"]')  # fmt: skip
+    else:
+        out["send_days"] = frozenset(WEEKDAYS.index(name) for name in names)
+    quiet = settings.get("quiet_dates", [])
+    dates = [_date(value) for value in quiet] if isinstance(quiet, list) else [None]
+    if None in dates:
+        report.add(path, 1, f"quiet_dates {quiet!r}: a list of dates, e.g. [2026-12-25]")
+    else:
+        out["quiet_dates"] = frozenset(d for d in dates if d is not None)
+    return out
+
+
+def _date(value: Any) -> date | None:
+    """A TOML date, or a "YYYY-MM-DD" string; None for anything else."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _read_lessons(folder: Path, report: Report) -> list[Lesson]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from ..scheduler.schedule import EVERY_DAY, Cadence
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,12 @@ class Course:
     timezone: str = "UTC"
     send_time: time = field(default_factory=lambda: time(9, 0))
     interval_days: int = 1
+    send_days: frozenset[int] = EVERY_DAY  # weekdays lessons go out on (0 is Monday)
+    quiet_dates: frozenset[date] = frozenset()  # local dates no lesson goes out on
+
+    @property
+    def cadence(self) -> Cadence:
+        return Cadence(self.send_days, self.quiet_dates)
 
     @property
     def total_days(self) -> int:

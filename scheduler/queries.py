@@ -49,6 +49,7 @@ class Claim:
     state: SubscriptionState = SubscriptionState.ACTIVE
     last_sent_at: datetime | None = None
     snoozed_until: datetime | None = None
+    cadence: str | None = None  # the learner's days (schedule.CADENCES); None: the course's
     confirm_token: str = ""
     resend: bool = False  # a confirmation asked for again: a new Message-ID on the same row
 
@@ -81,6 +82,7 @@ def due(now: datetime, limit: int, course_slugs: list[str], kinds: frozenset[str
             Subscription.current_day,
             Subscription.timezone,
             Subscription.send_time,
+            Subscription.cadence,
             Subscription.retry_attempts,
             Subscription.unsubscribe_token,
             Subscription.manage_token,
@@ -145,6 +147,7 @@ def _claim(
         subscription_id=row.id, course=course, day=day,
         recipient=Recipient(row.email, row.name, row.unsubscribe_token, row.manage_token),
         timezone=row.timezone, send_time=row.send_time, retry_attempts=row.retry_attempts,
+        cadence=row.cadence,
         message_id=before.message_id if keep else new_message_id(course, row.id, day),
         delivery_id=before.id if before is not None else None, state=row.state,
         confirm_token=row.confirm_token, resend=resend,

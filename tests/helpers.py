@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 import smtplib
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -14,13 +15,29 @@ from pathlib import Path
 from sqlalchemy import select
 
 from drip import subscriptions
-from drip.models import Delivery, Subscription
+from drip.models import Delivery, Subscription, SubscriptionState
 from drip.runtime import Runtime
 
 from conftest import T0
 
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.net", "carol@example.org"
 ZONES = {ALICE: "America/New_York", BOB: "Asia/Tokyo", CAROL: "Europe/Berlin"}
+
+
+DECIDE_NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday, 09:00 in New York
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What subscriptions.decide reads, without a database."""
+
+    state: SubscriptionState
+    current_day: int = 2
+    timezone: str = "America/New_York"
+    send_time: time | None = None
+    last_sent_at: datetime | None = DECIDE_NOW - timedelta(days=1)
+    snoozed_until: datetime | None = None
+    cadence: str | None = None
 
 
 def subscribe(rt: Runtime, email: str, now: datetime = T0, confirmed: bool = True) -> int:

@@ -36,7 +36,7 @@ from ..emails import Recipient
 from ..errors import InvalidInput, RenderError, UnknownCourse
 from ..models import LIVE_STATES, Subscription, SubscriptionState
 from ..runtime import Runtime
-from ..scheduler.schedule import next_lesson_due, zone
+from ..scheduler.schedule import CADENCES, next_lesson_due, zone
 from ..stats import database_answers
 from . import webhooks
 from .body import BodyLimit, read_fields
@@ -192,7 +192,8 @@ class Pages:
             second = None
             if sub.state is SubscriptionState.ACTIVE and course.total_days > 1:
                 sent = sub.last_sent_at or sub.next_due_at or now
-                second = next_lesson_due(sent, local, _send_time(sub, course), course.interval_days)
+                second = next_lesson_due(sent, local, _send_time(sub, course), course.interval_days,
+                                         course.cadence.narrowed(sub.cadence))  # fmt: skip
             page = self.render(
                 request, "confirmed.html", course=course, sub=sub,
                 second=second.astimezone(local) if second else None,
@@ -250,7 +251,9 @@ class Pages:
             subscriptions.apply(sub, action, course, now)
         elif action == "schedule":
             send_time = _parse_send_time(fields.get("send_time", ""))
-            subscriptions.reschedule(sub, course, fields.get("timezone", ""), send_time, now)
+            cadence = _parse_cadence(fields.get("cadence", ""))
+            subscriptions.reschedule(sub, course, fields.get("timezone", ""), send_time, now,
+                                     cadence)  # fmt: skip
         elif action == "switch":
             try:
                 other = self.rt.course(fields.get("course", ""))
@@ -339,6 +342,13 @@ class Pages:
 
 def _send_time(sub: Subscription, course: Course) -> time:
     return sub.send_time or course.send_time
+
+
+def _parse_cadence(value: str) -> str | None:
+    """A learner's days (schedule.CADENCES), or None for the course's own."""
+    if value and value not in CADENCES:
+        raise InvalidInput("Choose how often lessons come from the list.")
+    return value or None
 
 
 def _parse_send_time(value: str) -> time:

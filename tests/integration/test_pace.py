@@ -227,3 +227,19 @@ def test_next_now_through_drip_run_is_sent_at_once(database_url, smtp_server, tm
     )  # fmt: skip
     counted = json.loads(figures.stdout)["pace"]
     assert counted == [{"course": "bone-health", "action": "next", "lesson": 1, "count": 1}]
+
+
+def test_the_learner_chooses_days_and_a_time(client, runtime, smtp_server, clock) -> None:
+    """Monday's lesson 1, then Monday-Wednesday-Friday at 07:30: lesson 2 on Wednesday."""
+    sub_id = started(runtime, clock)
+    path = f"/preferences/{subscription(runtime, sub_id).manage_token}"
+    form = {"action": "schedule", "send_time": "07:30", "timezone": "America/New_York"}
+    assert client.post(path, data={**form, "cadence": "fortnightly"}).status_code == 422
+    assert client.post(path, data={**form, "cadence": "mwf"}).status_code == 200
+    sub = subscription(runtime, sub_id)
+    assert sub.cadence == "mwf" and sub.next_due_at == datetime(2026, 3, 4, 12, 30, tzinfo=UTC)
+    assert 'value="mwf" selected' in client.get(path).text
+    assert runtime.dispatcher.run_pass(datetime(2026, 3, 3, 23, tzinfo=UTC)).sent == 0
+    assert runtime.dispatcher.run_pass(sub.next_due_at).sent == 1
+    friday = datetime(2026, 3, 6, 12, 30, tzinfo=UTC)
+    assert subscription(runtime, sub_id).next_due_at == friday

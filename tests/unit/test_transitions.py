@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,18 +15,10 @@ from drip.scheduler.schedule import RetryPolicy
 from drip.send import SendResult, SendStatus
 from drip.subscriptions import ACCEPTS, Change, Event, decide
 
+from helpers import DECIDE_NOW, Facts
+
 COURSE = load_course(BUNDLED_COURSES / "bone-health")
-NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday, 09:00 in New York
-
-
-@dataclass(frozen=True)
-class Facts:
-    state: S
-    current_day: int = 2
-    timezone: str = "America/New_York"
-    send_time: time | None = None
-    last_sent_at: datetime | None = NOW - timedelta(days=1)
-    snoozed_until: datetime | None = None
+NOW = DECIDE_NOW
 
 
 @pytest.mark.parametrize("state", list(S))

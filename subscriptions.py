@@ -26,7 +26,14 @@ from .inputs import check_name as check_name
 from .inputs import check_timezone as check_timezone
 from .inputs import normalize_email as normalize_email
 from .models import LIVE_STATES, Subscriber, Subscription, SubscriptionState
-from .scheduler.schedule import Cadence, next_lesson_due, resume_due, snooze_until, zone
+from .scheduler.schedule import (
+    Cadence,
+    next_lesson_due,
+    resume_due,
+    snooze_until,
+    upcoming,
+    zone,
+)  # fmt: skip
 
 log = logging.getLogger("drip.subscriptions")
 MAX_SNOOZE_DAYS = 90
@@ -210,6 +217,17 @@ def _next_lesson_due(
 ) -> datetime:
     """Everyone in one zone sent a lesson at the same `now` is next due at the same instant."""
     return next_lesson_due(sent_at, zone(timezone), send_time, interval, cadence)
+
+
+def forecast(sub: Subscription, course: Course, count: int = 5) -> list[tuple[int, datetime]]:
+    """(lesson, due time) of an active subscription's next `count` lessons, if each goes out
+    when due: its cadence, send time and any pause applied (they are in next_due_at)."""
+    if sub.state is not State.ACTIVE or sub.next_due_at is None:
+        return []
+    left = min(count, course.total_days - sub.current_day)
+    times = upcoming(sub.next_due_at, zone(sub.timezone), sub.send_time or course.send_time,
+                     course.interval_days, _days(sub, course), left)  # fmt: skip
+    return [(sub.current_day + 1 + n, due) for n, due in enumerate(times)]
 
 
 def apply(

@@ -99,6 +99,18 @@ def next_lesson_due(
     return local_send_instant(day, send_time, zone)
 
 
+def upcoming(
+    first_due: datetime, zone: ZoneInfo, send_time: time, interval_days: int, cadence: Cadence,
+    count: int,
+) -> list[datetime]:  # fmt: skip
+    """The due times of the next `count` lessons, the first at `first_due`, if each goes out
+    when it is due (rule 2 applied lesson after lesson)."""
+    times = [first_due] if count > 0 else []
+    while len(times) < count:
+        times.append(next_lesson_due(times[-1], zone, send_time, interval_days, cadence))
+    return times
+
+
 def next_send_time_after(
     now: datetime, zone: ZoneInfo, send_time: time, cadence: Cadence = EVERY
 ) -> datetime:

@@ -236,7 +236,7 @@ class Pages:
                 request, "preferences.html", 422 if error else 200, course=course, sub=sub,
                 error=error, zones=ZONES, send_time=_send_time(sub, course).strftime("%H:%M"),
                 received=pace.received(session, sub.id), stamp=pace.stamp(sub),
-                snooze_days=pace.SNOOZE_DAYS,
+                snooze_days=pace.SNOOZE_DAYS, upcoming=_upcoming(sub, course),
             )  # fmt: skip
 
     def _change(
@@ -342,6 +342,12 @@ class Pages:
 
 def _send_time(sub: Subscription, course: Course) -> time:
     return sub.send_time or course.send_time
+
+
+def _upcoming(sub: Subscription, course: Course) -> list[tuple[int, datetime]]:
+    """The next lessons and their local times, for the preferences page."""
+    local = zone(sub.timezone)
+    return [(n, due.astimezone(local)) for n, due in subscriptions.forecast(sub, course)]
 
 
 def _parse_cadence(value: str) -> str | None:

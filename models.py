@@ -12,6 +12,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Engine,
     ForeignKey,
@@ -168,6 +169,8 @@ class Subscription(Base):
     # no lesson before this instant (a snooze from a pace link); a new time of day keeps it
     snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     cadence: Mapped[str | None] = mapped_column(String(20), nullable=True)  # None: the course's
+    # going through received lessons again (a restart, a jump): they are sent, not passed over
+    rewalk: Mapped[bool] = mapped_column(Boolean, default=False)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="subscription")

@@ -93,15 +93,15 @@ class Change:
     current_day: int | None = None  # a pace action moves the learner to another lesson
     snoozed_until: datetime | None = None
     clear_snooze: bool = False  # a pace action that asks for a lesson now ends a snooze
+    rewalk: bool | None = None  # a restart or a jump: received lessons are sent again
 
     def columns(self) -> dict[str, Any]:
         values = {"state": self.state, "next_due_at": self.next_due_at}
-        for name in ("ended_at", "confirmed_at", "retry_attempts", "current_day", "snoozed_until"):
-            if getattr(self, name) is not None:
-                values[name] = getattr(self, name)
-        if self.clear_snooze:
-            values["snoozed_until"] = None
-        return values
+        values.update((n, getattr(self, n)) for n in OPTIONAL if getattr(self, n) is not None)
+        return {**values, "snoozed_until": None} if self.clear_snooze else values
+
+
+OPTIONAL = ("ended_at", "confirmed_at", "retry_attempts", "current_day", "snoozed_until", "rewalk")
 
 
 PACE = frozenset({Event.NEXT_NOW, Event.SNOOZE, Event.RESTART, Event.JUMP})
@@ -192,7 +192,7 @@ def _pace(facts: Facts, event: Event, now: datetime, course: Course, target: int
     if event is Event.RESTART or (event is Event.JUMP and 1 <= target <= course.total_days):
         lesson = 1 if event is Event.RESTART else target
         return Change(State.ACTIVE, now, retry_attempts=0, current_day=lesson - 1,
-                      clear_snooze=True)  # fmt: skip
+                      clear_snooze=True, rewalk=True)  # fmt: skip
     if event is Event.SNOOZE and 1 <= target <= MAX_SNOOZE_DAYS:
         send_time = facts.send_time or course.send_time
         until = snooze_until(now, zone(facts.timezone), send_time, target, _days(facts, course))

@@ -30,7 +30,9 @@ COURSE_KEYS = {
     "postal_address", "timezone", "send_time", "interval_days", "send_days", "quiet_dates",
 }  # fmt: skip
 REQUIRED_COURSE_KEYS = ("slug", "title", "sender_name", "sender_email", "postal_address")
-LESSON_KEYS = {"day", "subject", "title", "teaser", "preheader"}
+LESSON_KEYS = {"day", "subject", "title", "teaser", "preheader", "id"}
+LESSON_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+DAY_PREFIX = re.compile(r"^\d+[-_. ]+")
 _front_matter_parser = MarkdownIt("commonmark").use(front_matter_plugin)
 
 
@@ -167,7 +169,11 @@ def _read_lessons(folder: Path, report: Report) -> list[Lesson]:
         report.add(folder, 1, "no lessons: add one Markdown file per lesson")
     lessons = [lesson for p in files if (lesson := _read_lesson(p, report)) is not None]
     by_day: dict[int, Lesson] = {}
+    by_id: dict[str, Lesson] = {}
     for lesson in lessons:
+        if lesson.id in by_id:
+            report.add(lesson.source, 2, f"id {lesson.id!r} repeats {by_id[lesson.id].source.name}")
+        by_id.setdefault(lesson.id, lesson)
         if lesson.day in by_day:
             report.add(
                 lesson.source, 2, f"day {lesson.day} repeats {by_day[lesson.day].source.name}"
@@ -216,8 +222,18 @@ def _read_lesson(path: Path, report: Report) -> Lesson | None:
         report.add(
             path, lines.get("teaser", 1), "teaser is required after day 1 (shown the day before)"
         )
+    fields["id"] = _lesson_id(fields["id"], path, lines.get("id", 1), report)
     body, body_line = _read_body(text, body_start, path, report)
     return Lesson(day=day, body=body, source=path, body_line=body_line, **fields)
+
+
+def _lesson_id(given: str, path: Path, line: int, report: Report) -> str:
+    """The lesson's stable id: as given, or its file name without the day prefix."""
+    found = given or DAY_PREFIX.sub("", path.stem).lower() or path.stem.lower()
+    if not LESSON_ID.match(found):
+        report.add(path, line, f"id {found!r}: use lowercase letters, digits, '-' and '_' "
+                   "(it names the lesson across edits)")  # fmt: skip
+    return found
 
 
 def _read_body(text: str, start: int, path: Path, report: Report) -> tuple[str, int]:

@@ -23,6 +23,11 @@ class Lesson:
     source: Path
     preheader: str = ""
     body_line: int = 1
+    id: str = ""  # stable across edits: front matter `id`, or the file name without its day
+
+    @property
+    def key(self) -> str:
+        return self.id or self.source.stem
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,10 @@ class Course:
         if not 1 <= day <= len(self.lessons):
             raise IndexError(f"course {self.slug!r} has no day {day}")
         return self.lessons[day - 1]
+
+    def position(self, lesson_id: str) -> int | None:
+        """The day of the lesson with this id in the course as it is now; None if it is gone."""
+        return next((lesson.day for lesson in self.lessons if lesson.key == lesson_id), None)
 
     def next_lesson(self, day: int) -> Lesson | None:
         """The lesson after `day`, whose teaser ends today's email; None on the last day."""

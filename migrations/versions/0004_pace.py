@@ -1,6 +1,8 @@
 """The learner sets the pace: a snooze that survives a new time of day, the learner's own
 cadence, each delivery's stable lesson id (so a course can change under live subscribers), and
-the pace actions taken from emails and the preferences page (counted in stats and metrics).
+the pace actions taken from emails and the preferences page (counted in stats and metrics), and
+whether a subscription is going through lessons it has received again (after a restart or a
+jump: those are sent again; otherwise a lesson already received is passed over).
 
 Revision ID: 0004
 Revises: 0003
@@ -24,6 +26,7 @@ def upgrade() -> None:
     with op.batch_alter_table("subscriptions") as batch:
         batch.add_column(sa.Column("snoozed_until", utc, nullable=True))
         batch.add_column(sa.Column("cadence", sa.String(20), nullable=True))
+        batch.add_column(sa.Column("rewalk", sa.Boolean, nullable=False, server_default=sa.false()))
     with op.batch_alter_table("deliveries") as batch:
         batch.add_column(sa.Column("lesson_id", sa.String(100), nullable=True))
     op.create_table(
@@ -46,5 +49,6 @@ def downgrade() -> None:
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_column("lesson_id")
     with op.batch_alter_table("subscriptions") as batch:
+        batch.drop_column("rewalk")
         batch.drop_column("cadence")
         batch.drop_column("snoozed_until")

@@ -30,6 +30,7 @@ LAYERS = [
 ]
 SQL_MODULES = {
     "scheduler.queries",
+    "scheduler.reorder",
     "subscriptions",
     "pace",
     "suppressions",

@@ -90,3 +90,19 @@ def test_removing_a_received_lesson_and_moving_one_ahead(env, smtp_server, tmp_p
         assert main(["tick", "--now", f"2026-03-{day:02d}T08:00:00"]) in (0, 3)
     subjects = [label(m) for m in smtp_server.messages]
     assert subjects == ["Alpha, day 1", "Bravo, day 2", "Delta, day 1", "Charlie, day 3"]
+
+
+def test_course_diff_refuses_a_broken_or_unknown_course(env, tmp_path, monkeypatch, capsys):
+    courses = tmp_path / "courses"
+    write_lessons(courses / "tiny", NAMES)
+    monkeypatch.setenv("DRIP_COURSES_DIR", str(courses))
+    broken = write_lessons(tmp_path / "broken" / "tiny", ["alpha", "alpha-2"])
+    (broken / "02-alpha-2.md").write_text("---\nday: 2\nid: alpha\n---\n", encoding="utf-8")
+    assert main(["course", "diff", str(broken)]) == 1
+    printed = capsys.readouterr().out
+    assert "id 'alpha' repeats 01-alpha.md" in printed
+    other = write_lessons(tmp_path / "other" / "tiny", NAMES)
+    (other / "course.toml").write_text(COURSE_TOML.replace('"tiny"', '"other"'), "utf-8")
+    assert main(["course", "diff", str(other)]) == 2
+    assert "unknown course 'other'" in capsys.readouterr().err
+    assert main(["course", "diff", str(tmp_path / "nowhere")]) == 1

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
@@ -81,4 +82,32 @@ def test_upgrade_turns_given_up_subscriptions_into_failed(empty_url: str) -> Non
                      " :t)"), {"t": naive},
             )  # fmt: skip
     migrations.upgrade(engine)  # again: nothing to do
+    engine.dispose()
+
+
+def test_0004_keeps_subscriptions_and_goes_back(empty_url: str) -> None:
+    """Pace columns arrive with their defaults on existing rows, and the downgrade removes them."""
+    engine = make_engine(empty_url)
+    migrations.upgrade(engine, "0003")
+    naive = T0.replace(tzinfo=None)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO subscribers (id, email, email_key, name, created_at) "
+                 "VALUES (1, 'a@example.com', 'a@example.com', '', :t)"), {"t": naive},
+        )  # fmt: skip
+        conn.execute(
+            text("INSERT INTO subscriptions (id, subscriber_id, course_slug, state, current_day,"
+                 " timezone, retry_attempts, confirm_token, unsubscribe_token, manage_token,"
+                 " created_at) VALUES (1, 1, 'c', 'active', 2, 'UTC', 0, 'x', 'y', 'z', :t)"),
+            {"t": naive},
+        )  # fmt: skip
+    migrations.upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT current_day, rewalk, cadence, snoozed_until "
+                                "FROM subscriptions")).one()  # fmt: skip
+    assert (row.current_day, bool(row.rewalk)) == (2, False)
+    assert (row.cadence, row.snoozed_until) == (None, None)
+    command.downgrade(migrations.alembic_config(engine), "0003")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT current_day FROM subscriptions")).scalar() == 2
     engine.dispose()

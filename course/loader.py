@@ -28,7 +28,9 @@ SEND_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 COURSE_KEYS = {
     "slug", "title", "description", "sender_name", "sender_email", "reply_to",
     "postal_address", "timezone", "send_time", "interval_days", "send_days", "quiet_dates",
+    "language",
 }  # fmt: skip
+LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 REQUIRED_COURSE_KEYS = ("slug", "title", "sender_name", "sender_email", "postal_address")
 LESSON_KEYS = {"day", "subject", "title", "teaser", "preheader", "id"}
 LESSON_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
@@ -106,6 +108,8 @@ def _check_settings(settings: dict[str, Any], path: Path, report: Report) -> dic
     out: dict[str, Any] = {
         key: str(value).strip() for key, value in settings.items() if key in COURSE_KEYS
     }
+    if not LANGUAGE.match(out.setdefault("language", "en")):
+        report.add(path, 1, f'language {out["language"]!r}: a language code, e.g. "de"')
     if out.get("slug") and not SLUG.match(out["slug"]):
         report.add(path, 1, f"slug {out['slug']!r}: use lowercase letters, digits and '-'")
     for key in ("sender_email", "reply_to"):

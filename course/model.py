@@ -48,6 +48,7 @@ class Course:
     interval_days: int = 1
     send_days: frozenset[int] = EVERY_DAY  # weekdays lessons go out on (0 is Monday)
     quiet_dates: frozenset[date] = frozenset()  # local dates no lesson goes out on
+    language: str = "en"  # the layout's own words and dates (emails/locales)
 
     @property
     def cadence(self) -> Cadence:

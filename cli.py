@@ -18,6 +18,8 @@ from .commands import Handler
 from .commands import bounces as bounce_commands
 from .commands import course as course_commands
 from .commands import dns as dns_commands
+from .commands import edits as edit_commands
+from .commands import schedule as schedule_commands
 from .commands import service as service_commands
 from .commands import subscribers as subscriber_commands
 from .commands import suppress as suppress_commands
@@ -36,7 +38,7 @@ from .runtime import Runtime
 
 GROUPS = (
     course_commands, subscriber_commands, suppress_commands, service_commands, dns_commands,
-    bounce_commands,
+    bounce_commands, schedule_commands, edit_commands,
 )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import rates, stats
+from . import pace, rates, stats
 
 
 class Metrics:
@@ -66,6 +66,7 @@ class DeliveryCollector(Collector):
             for kind in ("bounce", "complaint")
         }  # fmt: skip
         with self.sessions() as session:
+            actions = _pace_actions(session)
             for slug, counts in stats.delivery_counts(session).items():
                 for state in ("sent", "bounced", "failed"):
                     totals[state].add_metric([slug], counts[state])
@@ -80,3 +81,14 @@ class DeliveryCollector(Collector):
         yield deferrals
         yield backlog
         yield from reported.values()
+        yield actions
+
+
+def _pace_actions(session: Session) -> CounterMetricFamily:
+    actions = CounterMetricFamily(
+        "drip_pace_actions", "Learners' pace actions, by course, action and the lesson they "
+        "were taken after", labels=["course", "action", "lesson"],
+    )  # fmt: skip
+    for (slug, action, lesson), n in pace.counts(session).items():
+        actions.add_metric([slug, action, str(lesson)], n)
+    return actions

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Engine,
     ForeignKey,
@@ -165,6 +166,11 @@ class Subscription(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # no lesson before this instant (a snooze from a pace link); a new time of day keeps it
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cadence: Mapped[str | None] = mapped_column(String(20), nullable=True)  # None: the course's
+    # going through received lessons again (a restart, a jump): they are sent, not passed over
+    rewalk: Mapped[bool] = mapped_column(Boolean, default=False)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="subscription")
@@ -186,8 +192,26 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lesson_id: Mapped[str | None] = mapped_column(String(100), nullable=True)  # Lesson.id
 
     subscription: Mapped[Subscription] = relationship(back_populates="deliveries")
+
+
+class PaceAction(Base):
+    """A learner's pace action (next lesson now, snooze, restart, jump), taken once: counted by
+    `drip stats` and /metrics per course and per lesson it was taken from."""
+
+    __tablename__ = "pace_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    course_slug: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(20))
+    lesson: Mapped[int] = mapped_column(Integer)  # the last lesson received when it was taken
+    target: Mapped[int] = mapped_column(Integer)  # the lesson due next, or the days snoozed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Suppression(Base):

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
-from . import rates
+from . import pace, rates
 from .models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState
 from .subscriptions import due_condition
 
@@ -43,6 +43,7 @@ class Stats:
     due_next_hour: int = 0
     due_next_day: int = 0
     rates: list[dict[str, Any]] = field(default_factory=list)  # see rates.py
+    pace: list[dict[str, Any]] = field(default_factory=list)  # course, action, lesson, count
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,6 +64,9 @@ def collect(session: Session, now: datetime, course: str | None = None) -> Stats
     stats.due_next_day = due_count(session, now + timedelta(days=1), course) - stats.due_now
     found = rates.rates(session, now, course)
     stats.rates, stats.warnings = [r.as_dict() for r in found], rates.warnings(found)
+    counted = sorted(pace.counts(session, course).items())
+    stats.pace = [{"course": slug, "action": action, "lesson": lesson, "count": n}
+                  for (slug, action, lesson), n in counted]  # fmt: skip
     return stats
 
 
@@ -202,7 +206,18 @@ def tables(stats: Stats) -> list[Any]:
     for column in ("due now", "in the next hour", "in the next day"):
         wave.add_column(column, justify="right")
     wave.add_row(str(stats.due_now), str(stats.due_next_hour), str(stats.due_next_day))
-    return [states, sent, stuck, wave, _rates_table(stats)]
+    return [states, sent, stuck, wave, _rates_table(stats), _pace_table(stats)]
+
+
+def _pace_table(stats: Stats) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Learners' pace actions (next lesson now, snooze, restart, jump)")
+    for column in ("course", "action", "after lesson", "count"):
+        table.add_column(column, justify="right" if column in ("after lesson", "count") else "left")
+    for row in stats.pace:
+        table.add_row(row["course"], row["action"], str(row["lesson"]), str(row["count"]))
+    return table
 
 
 def _rates_table(stats: Stats) -> Any:

@@ -9,33 +9,39 @@ whole batch at once. Everything else here finds subscriptions; the caller commit
 from __future__ import annotations
 
 import enum
-import hmac
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from functools import lru_cache
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
-from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_
 from sqlalchemy.orm import Session
 
 from .course.model import Course
-from .errors import InvalidInput
-from .models import (
-    LIVE_STATES,
-    Delivery,
-    DeliveryState,
-    Subscriber,
-    Subscription,
-    SubscriptionState,
-)
-from .scheduler.schedule import next_lesson_due, resume_due, zone
+from .inputs import check_name as check_name
+from .inputs import check_timezone as check_timezone
+from .inputs import normalize_email as normalize_email
+from .lookups import by_token as by_token
+from .lookups import ever_subscribed as ever_subscribed
+from .lookups import find_failed as find_failed
+from .lookups import find_live as find_live
+from .lookups import find_subscriber as find_subscriber
+from .lookups import listing as listing
+from .lookups import live_subscription as live_subscription
+from .models import Subscriber, Subscription, SubscriptionState
+from .scheduler.schedule import (
+    Cadence,
+    next_lesson_due,
+    resume_due,
+    snooze_until,
+    upcoming,
+    zone,
+)  # fmt: skip
 
 log = logging.getLogger("drip.subscriptions")
-MAX_NAME_LENGTH = 200
+MAX_SNOOZE_DAYS = 90
 State = SubscriptionState
 
 
@@ -53,6 +59,12 @@ class Event(enum.StrEnum):
     BOUNCED = "bounced"  # refused permanently for this recipient
     COMPLETE = "complete"  # marked done from outside (an imported list)
     REPORTED_BOUNCE = "reported bounce"  # a bounce reported after the relay accepted a message
+    # The learner's pace (web/pace.py): the next lesson now, none for `target` days, lesson 1
+    # again, or lesson `target` again (one already received).
+    NEXT_NOW = "next now"
+    SNOOZE = "snooze"
+    RESTART = "restart"
+    JUMP = "jump"
 
 
 class Facts(Protocol):
@@ -68,6 +80,10 @@ class Facts(Protocol):
     def send_time(self) -> time | None: ...
     @property
     def last_sent_at(self) -> datetime | None: ...
+    @property
+    def snoozed_until(self) -> datetime | None: ...
+    @property
+    def cadence(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -79,54 +95,44 @@ class Change:
     ended_at: datetime | None = None
     confirmed_at: datetime | None = None
     retry_attempts: int | None = None
+    current_day: int | None = None  # a pace action moves the learner to another lesson
+    snoozed_until: datetime | None = None
+    clear_snooze: bool = False  # a pace action that asks for a lesson now ends a snooze
+    rewalk: bool | None = None  # a restart or a jump: received lessons are sent again
 
     def columns(self) -> dict[str, Any]:
         values = {"state": self.state, "next_due_at": self.next_due_at}
-        for name in ("ended_at", "confirmed_at", "retry_attempts"):
-            if getattr(self, name) is not None:
-                values[name] = getattr(self, name)
-        return values
+        values.update((n, getattr(self, n)) for n in OPTIONAL if getattr(self, n) is not None)
+        return {**values, "snoozed_until": None} if self.clear_snooze else values
 
 
-# The events each state accepts; any other event changes nothing. A bounce reported later
+OPTIONAL = ("ended_at", "confirmed_at", "retry_attempts", "current_day", "snoozed_until", "rewalk")
+
+
+PACE = frozenset({Event.NEXT_NOW, Event.SNOOZE, Event.RESTART, Event.JUMP})
+# The events each state accepts; any other event changes nothing. A pace action (re)starts an
+# active or paused course; a failed one can only be moved to a lesson. A bounce reported later
 # ends any live subscription, whatever it is doing now.
 ACCEPTS: dict[SubscriptionState, frozenset[Event]] = {
-    State.PENDING: frozenset(
-        {
-            Event.REQUEST,
-            Event.CONFIRM,
-            Event.UNSUBSCRIBE,
-            Event.SENT,
-            Event.DEFERRED,
-            Event.GAVE_UP,
-            Event.BOUNCED,
-        }
-    ),
-    State.ACTIVE: frozenset(
-        {
-            Event.PAUSE,
-            Event.UNSUBSCRIBE,
-            Event.RESCHEDULE,
-            Event.SENT,
-            Event.DEFERRED,
-            Event.GAVE_UP,
-            Event.BOUNCED,
-            Event.COMPLETE,
-            Event.REPORTED_BOUNCE,
-        }
-    ),
-    State.PAUSED: frozenset({Event.RESUME, Event.UNSUBSCRIBE, Event.REPORTED_BOUNCE}),
-    State.FAILED: frozenset({Event.RETRY, Event.UNSUBSCRIBE, Event.PAUSE, Event.REPORTED_BOUNCE}),
-}
+    State.PENDING: frozenset({Event.REQUEST, Event.CONFIRM, Event.UNSUBSCRIBE, Event.SENT,
+                              Event.DEFERRED, Event.GAVE_UP, Event.BOUNCED}),
+    State.ACTIVE: frozenset({Event.PAUSE, Event.UNSUBSCRIBE, Event.RESCHEDULE, Event.SENT,
+                             Event.DEFERRED, Event.GAVE_UP, Event.BOUNCED, Event.COMPLETE,
+                             Event.REPORTED_BOUNCE, *PACE}),
+    State.PAUSED: frozenset({Event.RESUME, Event.UNSUBSCRIBE, Event.REPORTED_BOUNCE, *PACE}),
+    State.FAILED: frozenset({Event.RETRY, Event.UNSUBSCRIBE, Event.PAUSE, Event.REPORTED_BOUNCE,
+                             Event.RESTART, Event.JUMP}),
+}  # fmt: skip
 
 
 def decide(
     facts: Facts, event: Event, now: datetime, course: Course | None, *, attempt: int = 0,
-    retry_at: datetime | None = None,
+    retry_at: datetime | None = None, target: int = 0,
 ) -> Change | None:  # fmt: skip
     """The transition `event` causes at `now`, or None. `attempt` counts failures of the current
-    lesson (DEFERRED, GAVE_UP); `retry_at` is when a deferred lesson is tried again. Without
-    its course (no longer loaded), only the events that end a subscription are decided."""
+    lesson (DEFERRED, GAVE_UP); `retry_at` is when a deferred lesson is tried again; `target`
+    is the lesson a JUMP goes to, or the days of a SNOOZE. Without its course (no longer
+    loaded), only the events that end a subscription are decided."""
     if event not in ACCEPTS.get(facts.state, frozenset()):
         return None
     if event in ENDINGS:
@@ -143,7 +149,11 @@ def decide(
         return Change(State.ACTIVE, retry_at or now, retry_attempts=attempt)
     if event is Event.GAVE_UP:
         return Change(State.FAILED, None, retry_attempts=attempt)
-    return None if course is None else _lesson_schedule(facts, event, now, course)
+    if course is None:
+        return None
+    if event in PACE:
+        return _pace(facts, event, now, course, target)
+    return _lesson_schedule(facts, event, now, course)
 
 
 # Events that end a subscription, whatever it is doing, to the state they end it in.
@@ -157,15 +167,42 @@ ENDINGS = {
 
 def _lesson_schedule(facts: Facts, event: Event, now: datetime, course: Course) -> Change:
     """Resume, reschedule or a sent lesson: when the next lesson is due, by the course."""
+    if event is not Event.SENT:
+        return Change(State.ACTIVE, _resumed(facts, now, course, facts.snoozed_until))
+    if facts.current_day + 1 >= course.total_days:
+        return Change(State.COMPLETED, None, ended_at=now, retry_attempts=0)
     send_time = facts.send_time or course.send_time
-    if event is Event.SENT:
-        if facts.current_day + 1 >= course.total_days:
-            return Change(State.COMPLETED, None, ended_at=now, retry_attempts=0)
-        due = _next_lesson_due(now, facts.timezone, send_time, course.interval_days)
-        return Change(State.ACTIVE, due, retry_attempts=0)
-    due = resume_due(now, zone(facts.timezone), send_time, course.interval_days,
-                     facts.last_sent_at)  # fmt: skip
-    return Change(State.ACTIVE, due)
+    due = _next_lesson_due(
+        now, facts.timezone, send_time, course.interval_days, _days(facts, course)
+    )
+    return Change(State.ACTIVE, due, retry_attempts=0)
+
+
+def _days(facts: Facts, course: Course) -> Cadence:
+    return course.cadence.narrowed(facts.cadence)
+
+
+def _resumed(facts: Facts, now: datetime, course: Course, floor: datetime | None) -> datetime:
+    """The next send time, never earlier than the schedule allows nor than `floor` (a snooze)."""
+    due = resume_due(now, zone(facts.timezone), facts.send_time or course.send_time,
+                     course.interval_days, facts.last_sent_at, _days(facts, course))  # fmt: skip
+    return max(due, floor or due)
+
+
+def _pace(facts: Facts, event: Event, now: datetime, course: Course, target: int) -> Change | None:
+    """A learner's pace action; None when it makes no sense where the learner is (no next
+    lesson, a lesson outside the course, a snooze outside 1..MAX_SNOOZE_DAYS)."""
+    if event is Event.NEXT_NOW and facts.current_day < course.total_days:
+        return Change(State.ACTIVE, now, retry_attempts=0, clear_snooze=True)
+    if event is Event.RESTART or (event is Event.JUMP and 1 <= target <= course.total_days):
+        lesson = 1 if event is Event.RESTART else target
+        return Change(State.ACTIVE, now, retry_attempts=0, current_day=lesson - 1,
+                      clear_snooze=True, rewalk=True)  # fmt: skip
+    if event is Event.SNOOZE and 1 <= target <= MAX_SNOOZE_DAYS:
+        send_time = facts.send_time or course.send_time
+        until = snooze_until(now, zone(facts.timezone), send_time, target, _days(facts, course))
+        return Change(State.ACTIVE, _resumed(facts, now, course, until), snoozed_until=until)
+    return None
 
 
 def _confirmation(
@@ -180,16 +217,30 @@ def _confirmation(
 
 
 @lru_cache(maxsize=4096)
-def _next_lesson_due(sent_at: datetime, timezone: str, send_time: time, interval: int) -> datetime:
+def _next_lesson_due(
+    sent_at: datetime, timezone: str, send_time: time, interval: int, cadence: Cadence
+) -> datetime:
     """Everyone in one zone sent a lesson at the same `now` is next due at the same instant."""
-    return next_lesson_due(sent_at, zone(timezone), send_time, interval)
+    return next_lesson_due(sent_at, zone(timezone), send_time, interval, cadence)
+
+
+def forecast(sub: Subscription, course: Course, count: int = 5) -> list[tuple[int, datetime]]:
+    """(lesson, due time) of an active subscription's next `count` lessons, if each goes out
+    when due: its cadence, send time and any pause applied (they are in next_due_at)."""
+    if sub.state is not State.ACTIVE or sub.next_due_at is None:
+        return []
+    left = min(count, course.total_days - sub.current_day)
+    times = upcoming(sub.next_due_at, zone(sub.timezone), sub.send_time or course.send_time,
+                     course.interval_days, _days(sub, course), left)  # fmt: skip
+    return [(sub.current_day + 1 + n, due) for n, due in enumerate(times)]
 
 
 def apply(
-    subscription: Subscription, event: Event | str, course: Course | None, now: datetime
-) -> bool:
+    subscription: Subscription, event: Event | str, course: Course | None, now: datetime,
+    target: int = 0,
+) -> bool:  # fmt: skip
     """Decide and write one subscription's transition, with a log line; False if none."""
-    change = decide(subscription, Event(event), now, course)
+    change = decide(subscription, Event(event), now, course, target=target)
     if change is None:
         return False
     previous = subscription.state
@@ -201,24 +252,14 @@ def apply(
 
 
 def reschedule(
-    subscription: Subscription, course: Course, timezone: str, send_time: time, now: datetime
-) -> None:
-    """A new time zone and time of day; an active subscription's next lesson moves with them."""
+    subscription: Subscription, course: Course, timezone: str, send_time: time, now: datetime,
+    cadence: str | None = None,
+) -> None:  # fmt: skip
+    """A new time zone, time of day and cadence (a key of schedule.CADENCES, None: the
+    course's days); an active subscription's next lesson moves with them."""
     subscription.timezone = check_timezone(timezone)
-    subscription.send_time = send_time
+    subscription.send_time, subscription.cadence = send_time, cadence
     apply(subscription, Event.RESCHEDULE, course, now)
-
-
-def has_received(session: Session, subscription_id: int, day: int) -> bool:
-    """Whether lesson `day` went out to the subscription (it may then be read online)."""
-    found = session.scalar(
-        select(Delivery.id).where(
-            Delivery.subscription_id == subscription_id,
-            Delivery.day == day,
-            Delivery.state == DeliveryState.SENT,
-        )
-    )
-    return found is not None
 
 
 def log_transition(
@@ -240,37 +281,6 @@ def due_condition(now: datetime) -> ColumnElement[bool]:
 def confirmation_due_condition(now: datetime) -> ColumnElement[bool]:
     """Pending, and its confirmation email is due (asked for, or to be retried)."""
     return and_(Subscription.state == State.PENDING, Subscription.next_due_at <= now)
-
-
-def normalize_email(address: str) -> str:
-    """The one address check of web, CLI and import: the address in its normal form (NFC, the
-    domain lowercased and in Unicode, so josé@Bücher.example and josé@xn--bcher-kva.example are
-    one subscriber); InvalidInput saying why it is not an address. A local part outside ASCII
-    is accepted: such a lesson needs a relay that offers SMTPUTF8."""
-    try:
-        checked = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=True)
-        return checked.normalized
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"{address!r} is not a valid email address: {exc}") from exc
-
-
-@lru_cache(maxsize=1)
-def known_zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def check_timezone(name: str) -> str:
-    """`name` if it is an IANA zone; checked against the list, never opened as a file path."""
-    if name not in known_zones():
-        raise InvalidInput(f"{name[:80]!r} is not a known time zone (e.g. Europe/Paris)")
-    return name
-
-
-def check_name(name: str) -> str:
-    """Names are kept as typed (they are data, shown escaped), only bounded in length."""
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"the name is longer than {MAX_NAME_LENGTH} characters")
-    return name
 
 
 def zone_of(subscription: Subscription) -> ZoneInfo:
@@ -322,78 +332,4 @@ def enrol(
         if subscription.id is None and event is Event.CONFIRM:
             session.flush()  # its id, for the log line of its activation
         apply(subscription, event, course, now)
-    return subscription
-
-
-def find_subscriber(session: Session, address: str) -> Subscriber | None:
-    return session.scalar(
-        select(Subscriber).where(Subscriber.email_key == Subscriber.key_for(address))
-    )
-
-
-def live_subscription(
-    session: Session, subscriber_id: int, course_slug: str
-) -> Subscription | None:
-    return session.scalar(
-        select(Subscription).where(
-            Subscription.subscriber_id == subscriber_id,
-            Subscription.course_slug == course_slug,
-            Subscription.state.in_(LIVE_STATES),
-        )
-    )
-
-
-def ever_subscribed(session: Session, subscriber_id: int, course_slug: str) -> bool:
-    """Whether the subscriber has any subscription to the course, live or ended."""
-    query = select(Subscription.id).where(
-        Subscription.subscriber_id == subscriber_id, Subscription.course_slug == course_slug
-    )
-    return session.scalar(query.limit(1)) is not None
-
-
-def find_live(
-    session: Session, email: str, course_slug: str | None = None,
-    states: Sequence[SubscriptionState] = LIVE_STATES,
-) -> list[Subscription]:  # fmt: skip
-    """The live subscriptions of `email` (of one course, if given)."""
-    query = (
-        select(Subscription)
-        .join(Subscriber)
-        .where(
-            Subscriber.email_key == Subscriber.key_for(normalize_email(email)),
-            Subscription.state.in_(states),
-        )
-        .order_by(Subscription.id)
-    )
-    if course_slug is not None:
-        query = query.where(Subscription.course_slug == course_slug)
-    return list(session.scalars(query))
-
-
-def find_failed(session: Session, email: str, course_slug: str | None = None) -> list[Subscription]:
-    """The subscriptions of `email` whose next lesson was given up on."""
-    return find_live(session, email, course_slug, states=(State.FAILED,))
-
-
-def listing(session: Session, course_slug: str | None = None) -> list[tuple[str, Subscription]]:
-    """(email, subscription) for every subscription, by course and address."""
-    query = (
-        select(Subscriber.email, Subscription)
-        .join(Subscription.subscriber)
-        .order_by(Subscription.course_slug, Subscriber.email_key, Subscription.id)
-    )
-    if course_slug:
-        query = query.where(Subscription.course_slug == course_slug)
-    return [(email, sub) for email, sub in session.execute(query)]
-
-
-def by_token(session: Session, column: str, token: str) -> Subscription | None:
-    """The subscription whose `column` token is `token`, compared in constant time."""
-    if not token or len(token) > 64 or not token.isascii() or "\x00" in token:
-        return None
-    subscription = session.scalar(
-        select(Subscription).where(getattr(Subscription, column) == token)
-    )
-    if subscription is None or not hmac.compare_digest(getattr(subscription, column), token):
-        return None
     return subscription

@@ -11,6 +11,7 @@ from .. import stats, subscriptions
 from ..course import lint, load_course
 from ..emails import Outgoing, Recipient, domain_of
 from ..emails.check import render_problems
+from ..emails.i18n import missing
 from ..errors import CourseError, InvalidInput
 from ..runtime import Runtime
 from ..send import SendStatus
@@ -39,7 +40,11 @@ def cmd_check(args: argparse.Namespace, rt: Runtime) -> int:
     if problems:
         return _problems(problems)
     for course in courses:
-        found = lint.warnings(course)
+        found = lint.warnings(course) + [
+            f"{course.path / 'course.toml'}:1: warning: language {course.language!r} has no "
+            f"translation of {word!r} (emails/locales/{course.language}/LC_MESSAGES/drip.po)"
+            for word in missing(course.language)
+        ]
         for warning in found:
             print(warning, file=sys.stderr)
         out(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +19,7 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 from ..errors import CourseError
+from ..scheduler.schedule import WEEKDAYS
 from .model import Course, Lesson
 from .placeholders import template_problems
 
@@ -26,10 +27,14 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 SEND_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 COURSE_KEYS = {
     "slug", "title", "description", "sender_name", "sender_email", "reply_to",
-    "postal_address", "timezone", "send_time", "interval_days",
+    "postal_address", "timezone", "send_time", "interval_days", "send_days", "quiet_dates",
+    "language",
 }  # fmt: skip
+LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 REQUIRED_COURSE_KEYS = ("slug", "title", "sender_name", "sender_email", "postal_address")
-LESSON_KEYS = {"day", "subject", "title", "teaser", "preheader"}
+LESSON_KEYS = {"day", "subject", "title", "teaser", "preheader", "id"}
+LESSON_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+DAY_PREFIX = re.compile(r"^\d+[-_. ]+")
 _front_matter_parser = MarkdownIt("commonmark").use(front_matter_plugin)
 
 
@@ -103,6 +108,8 @@ def _check_settings(settings: dict[str, Any], path: Path, report: Report) -> dic
     out: dict[str, Any] = {
         key: str(value).strip() for key, value in settings.items() if key in COURSE_KEYS
     }
+    if not LANGUAGE.match(out.setdefault("language", "en")):
+        report.add(path, 1, f'language {out["language"]!r}: a language code, e.g. "de"')
     if out.get("slug") and not SLUG.match(out["slug"]):
         report.add(path, 1, f"slug {out['slug']!r}: use lowercase letters, digits and '-'")
     for key in ("sender_email", "reply_to"):
@@ -126,7 +133,38 @@ def _check_settings(settings: dict[str, Any], path: Path, report: Report) -> dic
             path, 1, f"interval_days {interval!r}: must be a whole number of days, 1 or more"
         )
     out["interval_days"] = interval
+    out.update(_check_cadence(settings, path, report))
     return out
+
+
+def _check_cadence(settings: dict[str, Any], path: Path, report: Report) -> dict[str, Any]:
+    """`send_days` (weekdays, e.g. ["mon", "tue", "wed", "thu", "fri"]; default every day) and
+    `quiet_dates` (dates no lesson goes out on, e.g. [2026-12-25])."""
+    out: dict[str, Any] = {}
+    days = settings.get("send_days", list(WEEKDAYS))
+    names = [str(d).strip().lower()[:3] for d in days] if isinstance(days, list) else []
+    if not names or any(name not in WEEKDAYS for name in names):
+        report.add(path, 1, f"send_days {days!r}: a list of weekdays, e.g. "
+                   '["mon", "tue", "wed", "thu", "fri"]')  # fmt: skip
+    else:
+        out["send_days"] = frozenset(WEEKDAYS.index(name) for name in names)
+    quiet = settings.get("quiet_dates", [])
+    dates = [_date(value) for value in quiet] if isinstance(quiet, list) else [None]
+    if None in dates:
+        report.add(path, 1, f"quiet_dates {quiet!r}: a list of dates, e.g. [2026-12-25]")
+    else:
+        out["quiet_dates"] = frozenset(d for d in dates if d is not None)
+    return out
+
+
+def _date(value: Any) -> date | None:
+    """A TOML date, or a "YYYY-MM-DD" string; None for anything else."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _read_lessons(folder: Path, report: Report) -> list[Lesson]:
@@ -135,7 +173,11 @@ def _read_lessons(folder: Path, report: Report) -> list[Lesson]:
         report.add(folder, 1, "no lessons: add one Markdown file per lesson")
     lessons = [lesson for p in files if (lesson := _read_lesson(p, report)) is not None]
     by_day: dict[int, Lesson] = {}
+    by_id: dict[str, Lesson] = {}
     for lesson in lessons:
+        if lesson.id in by_id:
+            report.add(lesson.source, 2, f"id {lesson.id!r} repeats {by_id[lesson.id].source.name}")
+        by_id.setdefault(lesson.id, lesson)
         if lesson.day in by_day:
             report.add(
                 lesson.source, 2, f"day {lesson.day} repeats {by_day[lesson.day].source.name}"
@@ -184,8 +226,18 @@ def _read_lesson(path: Path, report: Report) -> Lesson | None:
         report.add(
             path, lines.get("teaser", 1), "teaser is required after day 1 (shown the day before)"
         )
+    fields["id"] = _lesson_id(fields["id"], path, lines.get("id", 1), report)
     body, body_line = _read_body(text, body_start, path, report)
     return Lesson(day=day, body=body, source=path, body_line=body_line, **fields)
+
+
+def _lesson_id(given: str, path: Path, line: int, report: Report) -> str:
+    """The lesson's stable id: as given, or its file name without the day prefix."""
+    found = given or DAY_PREFIX.sub("", path.stem).lower() or path.stem.lower()
+    if not LESSON_ID.match(found):
+        report.add(path, line, f"id {found!r}: use lowercase letters, digits, '-' and '_' "
+                   "(it names the lesson across edits)")  # fmt: skip
+    return found
 
 
 def _read_body(text: str, start: int, path: Path, report: Report) -> tuple[str, int]:

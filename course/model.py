@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from ..scheduler.schedule import EVERY_DAY, Cadence
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,11 @@ class Lesson:
     source: Path
     preheader: str = ""
     body_line: int = 1
+    id: str = ""  # stable across edits: front matter `id`, or the file name without its day
+
+    @property
+    def key(self) -> str:
+        return self.id or self.source.stem
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,13 @@ class Course:
     timezone: str = "UTC"
     send_time: time = field(default_factory=lambda: time(9, 0))
     interval_days: int = 1
+    send_days: frozenset[int] = EVERY_DAY  # weekdays lessons go out on (0 is Monday)
+    quiet_dates: frozenset[date] = frozenset()  # local dates no lesson goes out on
+    language: str = "en"  # the layout's own words and dates (emails/locales)
+
+    @property
+    def cadence(self) -> Cadence:
+        return Cadence(self.send_days, self.quiet_dates)
 
     @property
     def total_days(self) -> int:
@@ -53,6 +67,10 @@ class Course:
         if not 1 <= day <= len(self.lessons):
             raise IndexError(f"course {self.slug!r} has no day {day}")
         return self.lessons[day - 1]
+
+    def position(self, lesson_id: str) -> int | None:
+        """The day of the lesson with this id in the course as it is now; None if it is gone."""
+        return next((lesson.day for lesson in self.lessons if lesson.key == lesson_id), None)
 
     def next_lesson(self, day: int) -> Lesson | None:
         """The lesson after `day`, whose teaser ends today's email; None on the last day."""

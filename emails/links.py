@@ -25,6 +25,10 @@ class Links:
     def lesson(self, token: str, day: int) -> str:
         return self._url(f"lessons/{token}/{day}")
 
+    def pace(self, token: str, action: str, lesson: int, query: str = "") -> str:
+        """A pace action's page (web/pace.py), for a link made after lesson `lesson`."""
+        return self._url(f"pace/{token}/{action}/{lesson}" + (f"?{query}" if query else ""))
+
     def asset(self, course_slug: str, relative_path: str) -> str:
         """A file from the course folder (an image), served under /courses/<slug>/."""
         return self._url(f"courses/{course_slug}/{quote(relative_path)}")

@@ -63,6 +63,19 @@ def qp(text: str) -> bytes:
     return binascii.b2a_qp(text.encode("utf-8"), istext=True)
 
 
+def qp_piece(text: str) -> bytes:
+    """`qp(text)` whose last line leaves room for the soft break that joins it to the next
+    piece: a line of 76 characters and its "=" would break RFC 2045's limit."""
+    encoded = qp(text)
+    head, newline, last = encoded.rpartition(b"\n")
+    if len(last) < 76:
+        return encoded
+    cut = 75
+    while b"=" in last[cut - 2 : cut]:  # never inside an =XX escape
+        cut -= 1
+    return head + newline + last[:cut] + SOFT_BREAK + last[cut:]
+
+
 class QPTemplate:
     """Text with named slots, quoted-printable encoded once; `fill` encodes only the values."""
 
@@ -76,7 +89,7 @@ class QPTemplate:
                 self.pieces.append(qp(rest))
                 return
             index, marker = min(found)
-            self.pieces.append(qp(rest[:index]))
+            self.pieces.append(qp_piece(rest[:index]))
             self.pieces.append(marker_to_name[marker])
             rest = rest[index + len(marker) :]
 
@@ -86,7 +99,7 @@ class QPTemplate:
             if isinstance(piece, bytes):
                 out.append(piece)
             else:
-                out += (SOFT_BREAK, qp(values[piece]), SOFT_BREAK)
+                out += (SOFT_BREAK, qp_piece(values[piece]), SOFT_BREAK)
         return b"".join(out)
 
 

@@ -24,12 +24,14 @@ from ..course.model import Course
 from ..course.placeholders import render_body
 from ..errors import RenderError
 from .headers import address_header, domain_of, header, one_line, phrase, wire_address
+from .i18n import gettext_for
 from .links import Links
 from .markdown import to_html, to_text
 from .mime import Multipart, Outgoing, QPTemplate, qp
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-PERSONAL = ("first_name", "email", "unsubscribe_url", "preferences_url", "view_online_url")
+PERSONAL = ("first_name", "email", "unsubscribe_url", "preferences_url", "view_online_url",
+            "next_url", "snooze_url", "restart_url")  # fmt: skip
 SLOT = {name: f"dripslot{index}x{name.replace('_', '')}z" for index, name in enumerate(PERSONAL)}
 FALLBACK_FIRST_NAME = "friend"
 
@@ -76,7 +78,7 @@ class LessonRenderer:
         """The lesson for `recipient`, as bytes ready to send; RenderError if it cannot be."""
         with _Building(course, day):
             prepared = self._prepared_lesson(course, day)
-            values = self._values(recipient, day)
+            values = self._values(recipient, day, course.language)
             escaped = {name: html.escape(value) for name, value in values.items()}
             to = wire_address(recipient.email)
             personal = [
@@ -91,7 +93,7 @@ class LessonRenderer:
         """The lesson's HTML as the email shows it, for the "view in your browser" page."""
         with _Building(course, day):
             page = self._prepared_lesson(course, day).page
-        for name, value in self._values(recipient, day).items():
+        for name, value in self._values(recipient, day, course.language).items():
             page = page.replace(SLOT[name], html.escape(value))
         return page
 
@@ -101,13 +103,16 @@ class LessonRenderer:
             prepared = self._prepared[(course.slug, day)] = self._prepare(course, day)
         return prepared
 
-    def _values(self, recipient: Recipient, day: int) -> dict[str, str]:
+    def _values(self, recipient: Recipient, day: int, language: str) -> dict[str, str]:
         return {
-            "first_name": one_line(recipient.name) or FALLBACK_FIRST_NAME,
+            "first_name": one_line(recipient.name) or gettext_for(language)(FALLBACK_FIRST_NAME),
             "email": recipient.email,
             "unsubscribe_url": self.links.unsubscribe(recipient.unsubscribe_token),
             "preferences_url": self.links.preferences(recipient.manage_token),
             "view_online_url": self.links.lesson(recipient.manage_token, day),
+            "next_url": self.links.pace(recipient.manage_token, "next", day),
+            "snooze_url": self.links.pace(recipient.manage_token, "snooze", day, "days=7"),
+            "restart_url": self.links.pace(recipient.manage_token, "restart", day),
         }
 
     def message(
@@ -125,6 +130,7 @@ class LessonRenderer:
             "lesson": lesson,
             "next_lesson": course.next_lesson(day),
             "slot": SLOT,
+            "_": gettext_for(course.language),
         }
         page = layouts.get_template("lesson.html").render(
             body_html=to_html(body, course.slug, self.links), **context
@@ -167,14 +173,17 @@ def render_confirmation(
     course: Course, email: str, name: str, confirm_url: str, *, message_id: str, now: datetime
 ) -> Outgoing:
     """The double opt-in email: one link that activates the subscription (or RenderError)."""
-    context = {"course": course, "first_name": one_line(name), "confirm_url": confirm_url}
+    _ = gettext_for(course.language)
+    context = {"course": course, "first_name": one_line(name), "confirm_url": confirm_url, "_": _}
     with _Building(course):
         text = layouts.get_template("confirm.txt").render(**context)
         page = _inliner.inline(layouts.get_template("confirm.html").render(**context))
         mime = Multipart(
             [
                 _from_header(course),
-                header("Subject", f"Confirm your subscription: {course.title}"),
+                header(
+                    "Subject", _("Confirm your subscription: %(title)s") % {"title": course.title}
+                ),
                 *_list_headers(course),
                 feedback_id(course, "confirm", "confirmation"),
             ]

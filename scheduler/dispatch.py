@@ -41,6 +41,7 @@ from ..send import SendResult, SendStatus, Transport
 from ..suppressions import end_suppressed_due
 from .queries import ALL_KINDS, Claim, claim_due, reconnecting, release, start_deliveries
 from .record import PassResult, record_outcomes
+from .reorder import reconcile
 from .schedule import RetryPolicy
 
 log = logging.getLogger("drip.dispatch")
@@ -79,6 +80,7 @@ class Dispatcher:
     # comes back is matched to it (None: the envelope sender is the course's sender address).
     verp_secret: str | None = None
     bounce_domain: str | None = None  # the VERP addresses' domain; None: the course sender's
+    reconciled: bool = False  # the courses' edits have been applied to the database
 
     def run_pass(self, now: datetime) -> PassResult:
         """Send every lesson due at `now`, batch after batch, until none is left.
@@ -87,6 +89,8 @@ class Dispatcher:
         claimed and rendered, so the SMTP server is never idle waiting for the database."""
         result = PassResult()
         in_flight: Batch | None = None
+        if not self.reconciled and "lessons" in self.kinds:
+            self.reconcile(now)
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drip-send") as wire:
                 while claims := self.claim(now):
@@ -101,6 +105,14 @@ class Dispatcher:
                 result.add(self.record(in_flight, now))
             self.transport.close()  # an idle SMTP connection would time out before the next pass
         return result
+
+    def reconcile(self, now: datetime) -> None:
+        """Once per process: deliveries and subscribers of a course edited since they were
+        sent move to the course as it is now (reorder.py)."""
+        for course in self.courses.values():
+            with Session(writer(self.engine)) as session, session.begin():
+                reconcile(session, course, now)
+        self.reconciled = True
 
     def deliver(self, claims: list[Claim], now: datetime) -> PassResult:
         """Render, send and record one claimed batch, in this thread."""

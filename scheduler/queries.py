@@ -48,12 +48,24 @@ class Claim:
     delivery_id: int | None = None  # None until started, for a message never tried before
     state: SubscriptionState = SubscriptionState.ACTIVE
     last_sent_at: datetime | None = None
+    snoozed_until: datetime | None = None
+    cadence: str | None = None  # the learner's days (schedule.CADENCES); None: the course's
     confirm_token: str = ""
     resend: bool = False  # a confirmation asked for again: a new Message-ID on the same row
+    final: bool = False  # the lessons after this one were all received: it completes the course
 
     @property
     def current_day(self) -> int:
-        return self.day - 1
+        """As subscriptions.decide reads it: the lesson before this one, or the last but one
+        when this lesson is the last the learner needs."""
+        return self.course.total_days - 1 if self.final else self.day - 1
+
+    @property
+    def lesson_id(self) -> str | None:
+        """The stable id of the claimed lesson (None for a confirmation), kept on its delivery."""
+        if self.is_confirmation or not 1 <= self.day <= self.course.total_days:
+            return None
+        return self.course.lesson(self.day).key
 
     @property
     def is_confirmation(self) -> bool:
@@ -80,6 +92,8 @@ def due(now: datetime, limit: int, course_slugs: list[str], kinds: frozenset[str
             Subscription.current_day,
             Subscription.timezone,
             Subscription.send_time,
+            Subscription.cadence,
+            Subscription.rewalk,
             Subscription.retry_attempts,
             Subscription.unsubscribe_token,
             Subscription.manage_token,
@@ -111,7 +125,8 @@ def claim_due(
     rows = session.execute(due(now, limit, list(courses), kinds)).all()
     if not rows:
         return []
-    pairs = [(row.id, _day_of(row)) for row in rows]
+    ahead = received_ahead(session, [r.id for r in rows if _passes_over(r)])
+    pairs = [(row.id, _day_of(row, ahead.get(row.id, set()))) for row in rows]
     tried = {
         (d.subscription_id, d.day): d
         for d in session.execute(
@@ -125,25 +140,58 @@ def claim_due(
         .where(Subscription.id.in_([row.id for row in rows]))
         .values(leased_until=now + lease)
     )
-    return [_claim(row, courses[row.course_slug], tried.get(pair), new_message_id)
-            for row, pair in zip(rows, pairs, strict=True)]  # fmt: skip
+    claims = [_claim(row, pair[1], courses[row.course_slug], tried.get(pair), new_message_id)
+              for row, pair in zip(rows, pairs, strict=True)]  # fmt: skip
+    for claim in claims:  # every lesson after this one was received: it completes the course
+        skip = ahead.get(claim.subscription_id, set())
+        claim.final = all(day in skip for day in range(claim.day + 1, claim.course.total_days + 1))
+    return claims
 
 
-def _day_of(row: Any) -> int:
-    """The delivery a claim is for: the next lesson, or 0 for a pending one's confirmation."""
-    return 0 if row.state is SubscriptionState.PENDING else row.current_day + 1
+def _passes_over(row: Any) -> bool:
+    """Lessons already received are passed over, unless the learner asked to go through them
+    again (a restart or a jump); a course edit can put received lessons ahead of the next."""
+    return row.state is not SubscriptionState.PENDING and not row.rewalk
+
+
+def received_ahead(session: Session, subscription_ids: list[int]) -> dict[int, set[int]]:
+    """The days after each subscription's current one whose lessons it has received already
+    (usually none: only after the course was edited)."""
+    if not subscription_ids:
+        return {}
+    found: dict[int, set[int]] = {}
+    for sub_id, day in session.execute(
+        select(Delivery.subscription_id, Delivery.day)
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .where(Delivery.subscription_id.in_(subscription_ids),
+               Delivery.state == DeliveryState.SENT, Delivery.day > Subscription.current_day)
+    ):  # fmt: skip
+        found.setdefault(sub_id, set()).add(day)
+    return found
+
+
+def _day_of(row: Any, received: set[int]) -> int:
+    """The delivery a claim is for: the next lesson not passed over, or 0 for a pending one's
+    confirmation."""
+    if row.state is SubscriptionState.PENDING:
+        return 0
+    day = row.current_day + 1
+    while day in received:
+        day += 1
+    return day
 
 
 def _claim(
-    row: Any, course: Course, before: Any, new_message_id: Callable[[Course, int, int], str]
-) -> Claim:
-    day = _day_of(row)
+    row: Any, day: int, course: Course, before: Any,
+    new_message_id: Callable[[Course, int, int], str],
+) -> Claim:  # fmt: skip
     resend = before is not None and before.state is DeliveryState.SENT
     keep = before is not None and not resend
     return Claim(
         subscription_id=row.id, course=course, day=day,
         recipient=Recipient(row.email, row.name, row.unsubscribe_token, row.manage_token),
         timezone=row.timezone, send_time=row.send_time, retry_attempts=row.retry_attempts,
+        cadence=row.cadence,
         message_id=before.message_id if keep else new_message_id(course, row.id, day),
         delivery_id=before.id if before is not None else None, state=row.state,
         confirm_token=row.confirm_token, resend=resend,
@@ -169,15 +217,17 @@ def start_deliveries(session: Session, claims: Sequence[Claim], now: datetime) -
             update(DELIVERIES)
             .where(DELIVERIES.c.id == bindparam("row_id"))
             .values(state=DeliveryState.SENDING, attempts=DELIVERIES.c.attempts + 1,
-                    updated_at=now, message_id=bindparam("new_message_id")),
-            [{"row_id": c.delivery_id, "new_message_id": c.message_id} for c in again],
+                    updated_at=now, message_id=bindparam("new_message_id"),
+                    lesson_id=bindparam("new_lesson_id")),
+            [{"row_id": c.delivery_id, "new_message_id": c.message_id,
+              "new_lesson_id": c.lesson_id} for c in again],
         )  # fmt: skip
     new = [c for c in started if c.delivery_id is None]
     if new:
         rows = [
             {"subscription_id": c.subscription_id, "day": c.day, "state": DeliveryState.SENDING,
              "message_id": c.message_id, "smtp_reply": "", "attempts": 1, "created_at": now,
-             "updated_at": now}
+             "updated_at": now, "lesson_id": c.lesson_id}
             for c in new
         ]  # fmt: skip
         returned = session.execute(

@@ -1,12 +1,14 @@
 """When each lesson is due: pure date math, no clock and no I/O (`now` is always passed in).
 
 1. Lesson 1 is due the moment a subscription becomes active (the caller sets it to `now`).
-2. Lesson k+1 is due at `send_time` in the subscriber's zone, `interval_days` local days after
-   the local date on which lesson k actually went out: one lesson per local day at most, none
-   skipped, and after downtime the schedule shifts instead of bursting.
+2. Lesson k+1 is due at `send_time` in the subscriber's zone, on the first allowed local day
+   (the Cadence: the course's `send_days` and the learner's own days, less `quiet_dates`) at
+   least `interval_days` local days after the local date on which lesson k actually went out:
+   one lesson per local day at most, none skipped, and after downtime the schedule shifts
+   instead of bursting.
 3. A send time that does not exist that day (DST gap) moves to the next valid minute; an
    ambiguous one (DST overlap) takes the first occurrence.
-4. Resume: the next send time from `now`, but never earlier than rule 2 allows.
+4. Resume: the next allowed send time from `now`, but never earlier than rule 2 allows.
 5. Temporary failures retry after an exponential backoff with jitter, capped; the time spent
    backing off (without the jitter) is what a give-up limit is measured against.
 """
@@ -18,6 +20,46 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+EVERY_DAY = frozenset(range(7))
+# The learner's choices on the preferences page, as weekdays (0 is Monday).
+CADENCES: dict[str, frozenset[int]] = {
+    "daily": EVERY_DAY,
+    "weekdays": frozenset(range(5)),
+    "mwf": frozenset({0, 2, 4}),
+}
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """The local days a lesson may go out on: `days` of the week (0 is Monday), never a date
+    in `quiet`. A week always has an allowed day, so there is always a next one."""
+
+    days: frozenset[int] = EVERY_DAY
+    quiet: frozenset[date] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not self.days or not self.days <= EVERY_DAY:
+            raise ValueError(f"a cadence needs weekdays among 0..6, got {sorted(self.days)}")
+
+    def allows(self, day: date) -> bool:
+        return day.weekday() in self.days and day not in self.quiet
+
+    def first_allowed(self, day: date) -> date:
+        """`day`, or the first allowed day after it."""
+        while not self.allows(day):
+            day += timedelta(days=1)
+        return day
+
+    def narrowed(self, learner: str | None) -> Cadence:
+        """The course's cadence less the days the learner does not want (a learner's choice
+        that leaves no day of the course's keeps the course's days)."""
+        days = self.days & CADENCES.get(learner or "daily", EVERY_DAY)
+        return Cadence(days or self.days, self.quiet)
+
+
+EVERY = Cadence()
 
 
 @cache
@@ -46,38 +88,61 @@ def local_send_instant(local_date: date, send_time: time, zone: ZoneInfo) -> dat
 
 
 def next_lesson_due(
-    sent_at: datetime, zone: ZoneInfo, send_time: time, interval_days: int = 1
-) -> datetime:
+    sent_at: datetime, zone: ZoneInfo, send_time: time, interval_days: int = 1,
+    cadence: Cadence = EVERY,
+) -> datetime:  # fmt: skip
     """Rule 2: when the lesson after the one sent at `sent_at` is due."""
     if interval_days < 1:
         raise ValueError(f"interval_days must be 1 or more, got {interval_days}")
     local_date = _aware(sent_at, "sent_at").astimezone(zone).date()
-    return local_send_instant(local_date + timedelta(days=interval_days), send_time, zone)
+    day = cadence.first_allowed(local_date + timedelta(days=interval_days))
+    return local_send_instant(day, send_time, zone)
 
 
-def next_send_time_after(now: datetime, zone: ZoneInfo, send_time: time) -> datetime:
-    """The first occurrence of `send_time` in `zone` at or after `now`."""
-    today = _aware(now, "now").astimezone(zone).date()
-    instant = local_send_instant(today, send_time, zone)
+def upcoming(
+    first_due: datetime, zone: ZoneInfo, send_time: time, interval_days: int, cadence: Cadence,
+    count: int,
+) -> list[datetime]:  # fmt: skip
+    """The due times of the next `count` lessons, the first at `first_due`, if each goes out
+    when it is due (rule 2 applied lesson after lesson)."""
+    times = [first_due] if count > 0 else []
+    while len(times) < count:
+        times.append(next_lesson_due(times[-1], zone, send_time, interval_days, cadence))
+    return times
+
+
+def next_send_time_after(
+    now: datetime, zone: ZoneInfo, send_time: time, cadence: Cadence = EVERY
+) -> datetime:
+    """The first occurrence of `send_time` on an allowed day in `zone` at or after `now`."""
+    day = cadence.first_allowed(_aware(now, "now").astimezone(zone).date())
+    instant = local_send_instant(day, send_time, zone)
     if instant < now:
-        instant = local_send_instant(today + timedelta(days=1), send_time, zone)
+        instant = local_send_instant(cadence.first_allowed(day + timedelta(days=1)), send_time,
+                                     zone)  # fmt: skip
     return instant
 
 
-def resume_due(
-    now: datetime,
-    zone: ZoneInfo,
-    send_time: time,
-    interval_days: int,
-    last_sent_at: datetime | None,
+def snooze_until(
+    now: datetime, zone: ZoneInfo, send_time: time, days: int, cadence: Cadence = EVERY
 ) -> datetime:
+    """The first allowed send time `days` local days after today in `zone` or later: a
+    learner's "pause for N days" ends there, and their next lesson is due no earlier."""
+    today = _aware(now, "now").astimezone(zone).date()
+    return local_send_instant(cadence.first_allowed(today + timedelta(days=days)), send_time, zone)
+
+
+def resume_due(
+    now: datetime, zone: ZoneInfo, send_time: time, interval_days: int,
+    last_sent_at: datetime | None, cadence: Cadence = EVERY,
+) -> datetime:  # fmt: skip
     """Rule 4: when the next lesson of a resumed subscription is due."""
     _aware(now, "now")
     if last_sent_at is None:
         return now
     return max(
-        next_send_time_after(now, zone, send_time),
-        next_lesson_due(last_sent_at, zone, send_time, interval_days),
+        next_send_time_after(now, zone, send_time, cadence),
+        next_lesson_due(last_sent_at, zone, send_time, interval_days, cadence),
     )
 
 

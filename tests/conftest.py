@@ -102,6 +102,21 @@ def runtime(database_url: str, tmp_path: Path, smtp_server) -> Iterator[Runtime]
     rt.close()
 
 
+@pytest.fixture
+def env(database_url: str, tmp_path: Path, smtp_server, monkeypatch) -> dict[str, str]:  # noqa: F811
+    """DRIP_* variables for commands run in-process: the test database and SMTP server."""
+    values = {
+        "DRIP_DATABASE_URL": database_url,
+        "DRIP_SMTP_URL": smtp_server.url,
+        "DRIP_BASE_URL": "https://drip.example.org",
+        "DRIP_CONFIG": str(tmp_path / "absent.toml"),
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("DRIP_COURSES_DIR", raising=False)
+    return values
+
+
 class Clock:
     """A clock the tests move: the web app reads it per request."""
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 import smtplib
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -14,13 +15,29 @@ from pathlib import Path
 from sqlalchemy import select
 
 from drip import subscriptions
-from drip.models import Delivery, Subscription
+from drip.models import Delivery, Subscription, SubscriptionState
 from drip.runtime import Runtime
 
 from conftest import T0
 
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.net", "carol@example.org"
 ZONES = {ALICE: "America/New_York", BOB: "Asia/Tokyo", CAROL: "Europe/Berlin"}
+
+
+DECIDE_NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday, 09:00 in New York
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What subscriptions.decide reads, without a database."""
+
+    state: SubscriptionState
+    current_day: int = 2
+    timezone: str = "America/New_York"
+    send_time: time | None = None
+    last_sent_at: datetime | None = DECIDE_NOW - timedelta(days=1)
+    snoozed_until: datetime | None = None
+    cadence: str | None = None
 
 
 def subscribe(rt: Runtime, email: str, now: datetime = T0, confirmed: bool = True) -> int:
@@ -107,6 +124,36 @@ def link(message, path: str) -> str:
     found = re.search(rf"https://drip\.example\.org(/{path}/[A-Za-z0-9_-]+)", text)
     assert found, text
     return found[1]
+
+
+def confirm_path(smtp_server, count: int = 1) -> str:
+    """The confirm link of the `count`th message, once the service has sent it."""
+    text = smtp_server.wait_for(count)[count - 1].message.get_body(("plain",)).get_content()
+    found = re.search(r"http://127\.0\.0\.1:\d+(/confirm/[A-Za-z0-9_-]+)", text)
+    assert found, text
+    return found[1]
+
+
+def pace_link(message, action: str) -> str:
+    """The path (and query) of a pace link (next, snooze, restart) in a received lesson."""
+    text = message.message.get_body(("plain",)).get_content()
+    found = re.search(
+        rf"https?://[^/\s]+(/pace/[A-Za-z0-9_-]+/{action}/[0-9]+(\?days=[0-9]+)?)", text
+    )
+    assert found, text
+    return found[1]
+
+
+def stamp_of(page: str) -> str:
+    """The stamp a pace page's button carries (the subscription as the page showed it)."""
+    return hidden_fields(page)["at"]
+
+
+def hidden_fields(page: str) -> dict[str, str]:
+    """The hidden fields of a page's forms (the last of each name), as its button posts them."""
+    found = dict(re.findall(r'<input type="hidden" name="([a-z]+)" value="([^"]*)">', page))
+    assert "at" in found, page
+    return found
 
 
 RETURNED_SAMPLES = Path(__file__).resolve().parent / "samples" / "returned"

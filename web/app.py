@@ -29,20 +29,21 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from .. import signups, subscriptions
+from .. import pace, signups, subscriptions
 from ..config import Settings
 from ..course import Course
 from ..emails import Recipient
 from ..errors import InvalidInput, RenderError, UnknownCourse
 from ..models import LIVE_STATES, Subscription, SubscriptionState
 from ..runtime import Runtime
-from ..scheduler.schedule import next_lesson_due, zone
+from ..scheduler.schedule import CADENCES, next_lesson_due, zone
 from ..signups import Signup
 from ..stats import database_answers
 from . import webhooks
 from .batches import Batcher
 from .body import BodyLimit, read_fields
 from .headers import EMAIL_PAGE_POLICY, HEADERS, SecurityHeaders
+from .pace import PacePages
 from .throttle import Throttle, client_address, trusted_proxies
 
 log = logging.getLogger("drip.web")
@@ -60,6 +61,7 @@ class NotFound(HTTPException):
 def create_app(runtime: Runtime) -> Starlette:
     """The web app on `runtime`'s database and courses; its clock is read per request."""
     pages = Pages(runtime, runtime.clock)
+    paces = PacePages(runtime, pages.render, pages.find_subscription)
     routes = [
         Route("/", pages.index),
         Route("/subscribe", pages.subscribe, methods=["POST"]),
@@ -67,6 +69,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/unsubscribe/{token}", pages.unsubscribe, methods=["GET", "POST"]),
         Route("/preferences/{token}", pages.preferences, methods=["GET", "POST"]),
         Route("/lessons/{token}/{day}", pages.lesson),
+        Route("/pace/{token}/{action}/{lesson}", paces.page, methods=["GET", "POST"]),
         Route("/courses/{slug}/{path:path}", pages.course_file),
         Route("/healthz", pages.healthz),
         Route("/metrics", pages.metrics),
@@ -171,29 +174,32 @@ class Pages:
         now = self.clock()
         posted = request.method == "POST"
         with (self.rt.write_sessions if posted else self.rt.sessions)() as session, session.begin():
-            sub = self._subscription(session, "confirm_token", request)
+            sub = self.find_subscription(session, "confirm_token", request)
             expiry = timedelta(seconds=self.rt.settings.pending_expiry_seconds)
             if sub.state is SubscriptionState.PENDING and sub.created_at + expiry < now:
                 raise NotFound
             course = self.rt.course(sub.course_slug)
             if not posted and sub.state is SubscriptionState.PENDING:
                 return self.render(request, "confirm.html", course=course, sub=sub)
-            if posted:
-                subscriptions.apply(sub, subscriptions.Event.CONFIRM, course, now)
+            confirmed = posted and subscriptions.apply(sub, "confirm", course, now)
             local = zone(sub.timezone)
             second = None
             if sub.state is SubscriptionState.ACTIVE and course.total_days > 1:
                 sent = sub.last_sent_at or sub.next_due_at or now
-                second = next_lesson_due(sent, local, _send_time(sub, course), course.interval_days)
-            return self.render(
+                second = next_lesson_due(sent, local, _send_time(sub, course), course.interval_days,
+                                         course.cadence.narrowed(sub.cadence))  # fmt: skip
+            page = self.render(
                 request, "confirmed.html", course=course, sub=sub,
                 second=second.astimezone(local) if second else None,
             )  # fmt: skip
+        if confirmed:
+            self.rt.wake()  # lesson 1 is due at once: the running scheduler sends it now
+        return page
 
     def unsubscribe(self, request: Request) -> Response:
         posted = request.method == "POST"
         with (self.rt.write_sessions if posted else self.rt.sessions)() as session, session.begin():
-            sub = self._subscription(session, "unsubscribe_token", request)
+            sub = self.find_subscription(session, "unsubscribe_token", request)
             course = self.rt.course(sub.course_slug)
             if posted:  # a person's button, or a mailbox's RFC 8058 one-click
                 subscriptions.apply(sub, subscriptions.Event.UNSUBSCRIBE, course, self.clock())
@@ -208,7 +214,7 @@ class Pages:
         now = self.clock()
         sessions = self.rt.sessions if fields is None else self.rt.write_sessions
         with sessions() as session, session.begin():
-            sub = self._subscription(session, "manage_token", request)
+            sub = self.find_subscription(session, "manage_token", request)
             course = self.rt.course(sub.course_slug)
             error = ""
             if fields is not None:
@@ -223,6 +229,8 @@ class Pages:
             return self.render(
                 request, "preferences.html", 422 if error else 200, course=course, sub=sub,
                 error=error, zones=ZONES, send_time=_send_time(sub, course).strftime("%H:%M"),
+                received=pace.received(session, sub.id), stamp=pace.stamp(sub),
+                snooze_days=pace.SNOOZE_DAYS, upcoming=_upcoming(sub, course),
             )  # fmt: skip
 
     def _change(
@@ -237,7 +245,9 @@ class Pages:
             subscriptions.apply(sub, action, course, now)
         elif action == "schedule":
             send_time = _parse_send_time(fields.get("send_time", ""))
-            subscriptions.reschedule(sub, course, fields.get("timezone", ""), send_time, now)
+            cadence = _parse_cadence(fields.get("cadence", ""))
+            subscriptions.reschedule(sub, course, fields.get("timezone", ""), send_time, now,
+                                     cadence)  # fmt: skip
         elif action == "switch":
             try:
                 other = self.rt.course(fields.get("course", ""))
@@ -258,13 +268,13 @@ class Pages:
     def lesson(self, request: Request) -> Response:
         text = request.path_params["day"]
         with self.rt.sessions() as session:
-            sub = self._subscription(session, "manage_token", request)
+            sub = self.find_subscription(session, "manage_token", request)
             course = self.rt.course(sub.course_slug)
             # bounded before any query: a day past the course would overflow an INTEGER column
             day = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else 0
             if not 1 <= day <= course.total_days:
                 raise NotFound
-            if not subscriptions.has_received(session, sub.id, day):
+            if not pace.has_received(session, sub.id, day):
                 raise NotFound
             recipient = Recipient(
                 sub.subscriber.email, sub.subscriber.name, sub.unsubscribe_token, sub.manage_token
@@ -317,7 +327,7 @@ class Pages:
         page.headers.update(HEADERS)  # this handler runs outside the middleware
         return page
 
-    def _subscription(self, session: Session, column: str, request: Request) -> Subscription:
+    def find_subscription(self, session: Session, column: str, request: Request) -> Subscription:
         sub = subscriptions.by_token(session, column, request.path_params["token"])
         if sub is None or sub.course_slug not in self.rt.courses:
             raise NotFound
@@ -326,6 +336,19 @@ class Pages:
 
 def _send_time(sub: Subscription, course: Course) -> time:
     return sub.send_time or course.send_time
+
+
+def _upcoming(sub: Subscription, course: Course) -> list[tuple[int, datetime]]:
+    """The next lessons and their local times, for the preferences page."""
+    local = zone(sub.timezone)
+    return [(n, due.astimezone(local)) for n, due in subscriptions.forecast(sub, course)]
+
+
+def _parse_cadence(value: str) -> str | None:
+    """A learner's days (schedule.CADENCES), or None for the course's own."""
+    if value and value not in CADENCES:
+        raise InvalidInput("Choose how often lessons come from the list.")
+    return value or None
 
 
 def _parse_send_time(value: str) -> time:

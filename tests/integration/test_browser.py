@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from fleet import start_drip, stop
+from helpers import confirm_path
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -41,14 +42,6 @@ def test_drip_run_serves_sends_and_stops_cleanly(database_url, smtp_server, tmp_
         output = stop(process)
     assert process.returncode == 0, output[-2000:]
     assert "finishing the pass under way" in output
-
-
-def confirm_path(smtp_server, count: int = 1) -> str:
-    """The confirm link of the `count`th message, once the service has sent it."""
-    text = smtp_server.wait_for(count)[count - 1].message.get_body(("plain",)).get_content()
-    found = re.search(r"http://127\.0\.0\.1:\d+(/confirm/[A-Za-z0-9_-]+)", text)
-    assert found, text
-    return found[1]
 
 
 def test_real_server_over_http(server: str, smtp_server) -> None:
@@ -92,3 +85,32 @@ def test_subscribe_and_confirm_in_chromium(server: str, smtp_server, tmp_path: P
         shutil.copy(shot, SHOTS / f"{tmp_path.name}-{shot.name}")
     (confirmation,) = smtp_server.messages
     assert confirmation.envelope_recipients == ["browser@example.com"]
+
+
+def test_next_lesson_now_from_a_lesson_page_in_chromium(database_url, smtp_server, tmp_path):
+    """A received lesson's view-online page in Chromium: its "Send me the next lesson now" link
+    opens a page with one button; pressing it sends lesson 2 from the running `drip run`."""
+    process, base = start_drip("run", database_url, smtp_server, tmp_path, tick_seconds=3600)
+    try:
+        httpx.post(f"{base}/subscribe", json={"email": "pace@example.com", "course": "bone-health"})
+        httpx.post(base + confirm_path(smtp_server))
+        lesson_one = smtp_server.wait_for(2, timeout=20)[1]
+        text = lesson_one.message.get_body(("plain",)).get_content()
+        view_online = re.search(r"View in your browser: (\S+)", text)
+        assert view_online, text
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 420, "height": 900})
+            page.goto(view_online[1])
+            page.click("text=Send me the next lesson now")
+            page.wait_for_selector("button[type=submit]")
+            assert len(smtp_server.messages) == 2, "opening the link sent something"
+            page.screenshot(path=tmp_path / "4-next-now.png", full_page=True)
+            page.click("button[type=submit]")
+            page.wait_for_selector("text=Lesson 2 is on its way")
+            browser.close()
+        lesson_two = smtp_server.wait_for(3, timeout=20)[2]
+    finally:
+        stop(process)
+    assert lesson_two.envelope_recipients == ["pace@example.com"]
+    assert "Day 2" in lesson_two.message["Subject"]

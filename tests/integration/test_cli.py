@@ -18,20 +18,6 @@ from drip.models import Subscriber, Subscription, make_engine
 from conftest import lesson_file, write_course
 
 
-@pytest.fixture
-def env(database_url: str, tmp_path: Path, smtp_server, monkeypatch) -> dict[str, str]:
-    values = {
-        "DRIP_DATABASE_URL": database_url,
-        "DRIP_SMTP_URL": smtp_server.url,
-        "DRIP_BASE_URL": "https://drip.example.org",
-        "DRIP_CONFIG": str(tmp_path / "absent.toml"),
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("DRIP_COURSES_DIR", raising=False)
-    return values
-
-
 def count(database_url: str, model: type) -> int:
     engine = make_engine(database_url)
     with engine.connect() as conn:

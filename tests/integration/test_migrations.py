@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from alembic import command
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import IntegrityError
 
 from drip import migrations
@@ -45,15 +46,22 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def test_upgrade_turns_given_up_subscriptions_into_failed(empty_url: str) -> None:
-    engine = make_engine(empty_url)
-    migrations.upgrade(engine, "0001")
+def at_revision(url: str, revision: str) -> tuple[Engine, datetime]:
+    """The database at `revision`, with one subscriber; T0 as the naive time rows store."""
+    engine = make_engine(url)
+    migrations.upgrade(engine, revision)
     naive = T0.replace(tzinfo=None)
     with engine.begin() as conn:
         conn.execute(
             text("INSERT INTO subscribers (id, email, email_key, name, created_at) "
                  "VALUES (1, 'a@example.com', 'a@example.com', '', :t)"), {"t": naive},
         )  # fmt: skip
+    return engine, naive
+
+
+def test_upgrade_turns_given_up_subscriptions_into_failed(empty_url: str) -> None:
+    engine, naive = at_revision(empty_url, "0001")
+    with engine.begin() as conn:
         for n, (state, due, _) in enumerate(ROWS, start=1):
             conn.execute(
                 text("INSERT INTO subscriptions (id, subscriber_id, course_slug, state, "
@@ -81,4 +89,26 @@ def test_upgrade_turns_given_up_subscriptions_into_failed(empty_url: str) -> Non
                      " :t)"), {"t": naive},
             )  # fmt: skip
     migrations.upgrade(engine)  # again: nothing to do
+    engine.dispose()
+
+
+def test_0004_keeps_subscriptions_and_goes_back(empty_url: str) -> None:
+    """Pace columns arrive with their defaults on existing rows, and the downgrade removes them."""
+    engine, naive = at_revision(empty_url, "0003")
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO subscriptions (id, subscriber_id, course_slug, state, current_day,"
+                 " timezone, retry_attempts, confirm_token, unsubscribe_token, manage_token,"
+                 " created_at) VALUES (1, 1, 'c', 'active', 2, 'UTC', 0, 'x', 'y', 'z', :t)"),
+            {"t": naive},
+        )  # fmt: skip
+    migrations.upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT current_day, rewalk, cadence, snoozed_until "
+                                "FROM subscriptions")).one()  # fmt: skip
+    assert (row.current_day, bool(row.rewalk)) == (2, False)
+    assert (row.cadence, row.snoozed_until) == (None, None)
+    command.downgrade(migrations.alembic_config(engine), "0003")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT current_day FROM subscriptions")).scalar() == 2
     engine.dispose()

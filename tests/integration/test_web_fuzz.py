@@ -29,7 +29,9 @@ METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"]
 ROUTES = [
     "/", "/subscribe", "/confirm/{token}", "/unsubscribe/{token}", "/preferences/{token}",
     "/lessons/{token}/{day}", "/courses/{slug}/{path}", "/healthz", "/metrics", "/static/{path}",
-    "/{path}", "/webhooks/ses", "/webhooks/postmark", "/webhooks/mailgun", "/webhooks/sendgrid",
+    "/{path}", "/pace/{token}/{action}/{day}", "/pace/{token}/{action}/{day}?days={day}",
+    "/pace/{token}/{action}/{day}?to={day}", "/webhooks/ses", "/webhooks/postmark",
+    "/webhooks/mailgun", "/webhooks/sendgrid",
 ]  # fmt: skip
 HOSTILE = [
     "", "%00", "a%00b", "..", "%2e%2e", "x" * 300, "9223372036854775808", "2147483648",
@@ -41,7 +43,7 @@ VALUES = [
     "a\x00b", "\x00", "07:30", "25:99", "7", "", " ", "bone-health", "ana@example.com",
     "a@b", "pause", "resume", "unsubscribe", "schedule", "switch", "\ud800", "\u202e", "☃",
 ]  # fmt: skip
-FIELDS = ["email", "course", "name", "timezone", "action", "send_time"]
+FIELDS = ["email", "course", "name", "timezone", "action", "send_time", "at", "days", "to"]
 CONTENT_TYPES = [
     None, "application/json", "application/x-www-form-urlencoded", "multipart/form-data",
     "multipart/form-data; boundary=x", "text/plain", "application/json; charset=latin-1",
@@ -78,7 +80,8 @@ def paths(draw: st.DrawFn, tokens: list[str]) -> str:
 
     pieces = draw(st.integers(1, 3))
     return route.format(
-        token=part(*tokens), day=part("1", "2"), slug=part("bone-health"),
+        token=part(*tokens), day=part("1", "2", "7"), slug=part("bone-health"),
+        action=part("next", "snooze", "restart", "jump"),
         path="/".join(part("images", "hip-hinge.png", "drip.css") for _ in range(pieces)),
     )  # fmt: skip
 

@@ -14,13 +14,13 @@ MAX_FUNCTION_LINES = 40
 # Lower layers never import higher ones. scheduler.schedule is pure date math on the standard
 # library alone, so the subscription rules below the scheduler may use it.
 LAYERS = [
-    {"errors", "endpoints", "config", "logs", "scheduler.schedule"},
+    {"errors", "endpoints", "config", "logs", "inputs", "scheduler.schedule"},
     {"models"},
     {"migrations", "course"},
     {"emails"},
     {"send", "ratelimit", "webhooks", "bounces", "signing"},
-    {"subscriptions"},
-    {"suppressions", "reports", "signups"},
+    {"subscriptions", "lookups"},
+    {"suppressions", "reports", "signups", "pace"},
     {"scheduler"},
     {"stats", "transfer", "rates"},
     {"metrics"},
@@ -30,7 +30,10 @@ LAYERS = [
 ]
 SQL_MODULES = {
     "scheduler.queries",
+    "scheduler.reorder",
     "subscriptions",
+    "lookups",
+    "pace",
     "suppressions",
     "signups",
     "reports",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from drip.config import BUNDLED_COURSES
 from drip.course import load_course, load_courses
 from drip.errors import CourseError
 
-from conftest import lesson_file, write_course
+from conftest import COURSE_TOML, lesson_file, write_course
 
 
 def problems(folder: Path) -> list[str]:
@@ -132,3 +132,25 @@ def test_lessons_know_the_file_line_their_body_starts_on(tmp_path: Path) -> None
     course = load_course(folder)
     assert [lesson.body_line for lesson in course.lessons] == [8, 11]
     assert course.lesson(2).body == "Late start\n"
+
+
+def test_send_days_and_quiet_dates(tmp_path: Path) -> None:
+    toml = (
+        COURSE_TOML
+        + 'send_days = ["Mon", "wed", "friday"]\nquiet_dates = [2026-12-25, "2027-01-01"]\n'
+    )
+    course = load_course(write_course(tmp_path / "c", toml=toml))
+    assert course.send_days == {0, 2, 4}
+    assert course.quiet_dates == {date(2026, 12, 25), date(2027, 1, 1)}
+    assert load_course(write_course(tmp_path / "d")).send_days == set(range(7))
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["send_days = []", 'send_days = ["someday"]', 'send_days = "mon"',
+     'quiet_dates = ["25 December"]', "quiet_dates = 2026-12-25", "quiet_dates = [1]"],
+)  # fmt: skip
+def test_bad_send_days_and_quiet_dates_are_reported(tmp_path: Path, line: str) -> None:
+    with pytest.raises(CourseError) as caught:
+        load_course(write_course(tmp_path / "c", toml=COURSE_TOML + line + "\n"))
+    assert line.split(" ")[0] in str(caught.value)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,25 +13,19 @@ from drip.models import SubscriptionState as S
 from drip.scheduler.record import event_of
 from drip.scheduler.schedule import RetryPolicy
 from drip.send import SendResult, SendStatus
-from drip.subscriptions import ACCEPTS, Event, decide
+from drip.subscriptions import ACCEPTS, Change, Event, decide
+
+from helpers import DECIDE_NOW, Facts
 
 COURSE = load_course(BUNDLED_COURSES / "bone-health")
-NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday, 09:00 in New York
-
-
-@dataclass(frozen=True)
-class Facts:
-    state: S
-    current_day: int = 2
-    timezone: str = "America/New_York"
-    send_time: time | None = None
-    last_sent_at: datetime | None = NOW - timedelta(days=1)
+NOW = DECIDE_NOW
 
 
 @pytest.mark.parametrize("state", list(S))
 @pytest.mark.parametrize("event", list(Event))
 def test_only_the_events_a_state_accepts_change_it(state: S, event: Event) -> None:
-    change = decide(Facts(state), event, NOW, COURSE, attempt=1, retry_at=NOW)
+    target = {Event.SNOOZE: 7, Event.JUMP: 2}.get(event, 0)
+    change = decide(Facts(state), event, NOW, COURSE, attempt=1, retry_at=NOW, target=target)
     assert (change is not None) == (event in ACCEPTS.get(state, frozenset()))
 
 
@@ -92,3 +86,52 @@ def test_the_retry_decision_defers_until_the_backoff_is_used_up() -> None:
     assert policy.exhausted(first_give_up) and not policy.exhausted(first_give_up - 1)
     assert event_of(SendResult(SendStatus.SENT, "250 ok"), 1, policy) is Event.SENT
     assert event_of(SendResult(SendStatus.PERMANENT, "550 no"), 1, policy) is Event.BOUNCED
+
+
+# The learner's pace actions
+
+
+def test_next_now_is_due_at_once_and_ends_a_snooze() -> None:
+    facts = Facts(S.ACTIVE, snoozed_until=NOW + timedelta(days=3))
+    change = decide(facts, Event.NEXT_NOW, NOW, COURSE)
+    assert change == Change(S.ACTIVE, NOW, retry_attempts=0, clear_snooze=True)
+    assert change.columns()["snoozed_until"] is None
+
+
+def test_no_next_lesson_after_the_last() -> None:
+    facts = Facts(S.ACTIVE, current_day=COURSE.total_days)
+    assert decide(facts, Event.NEXT_NOW, NOW, COURSE) is None
+
+
+@pytest.mark.parametrize("state", [S.ACTIVE, S.PAUSED, S.FAILED])
+def test_restart_and_jump_move_the_learner_and_send_at_once(state: S) -> None:
+    restart = decide(Facts(state, current_day=5), Event.RESTART, NOW, COURSE)
+    assert restart is not None and restart.columns()["current_day"] == 0
+    assert (restart.state, restart.next_due_at) == (S.ACTIVE, NOW)
+    jump = decide(Facts(state, current_day=5), Event.JUMP, NOW, COURSE, target=3)
+    assert jump is not None and jump.columns()["current_day"] == 2
+
+
+@pytest.mark.parametrize("target", [0, -1, COURSE.total_days + 1])
+def test_a_jump_outside_the_course_does_nothing(target: int) -> None:
+    assert decide(Facts(S.ACTIVE), Event.JUMP, NOW, COURSE, target=target) is None
+
+
+def test_a_snooze_keeps_lessons_away_for_its_days_then_the_usual_morning() -> None:
+    change = decide(Facts(S.ACTIVE), Event.SNOOZE, NOW, COURSE, target=7)
+    assert change is not None and change.state is S.ACTIVE
+    nine_in_new_york = datetime(2026, 3, 9, 13, 0, tzinfo=UTC)  # DST began on 8 March
+    assert change.next_due_at == change.snoozed_until == nine_in_new_york
+
+
+@pytest.mark.parametrize("days", [0, 91])
+def test_a_snooze_of_no_days_or_too_many_does_nothing(days: int) -> None:
+    assert decide(Facts(S.ACTIVE), Event.SNOOZE, NOW, COURSE, target=days) is None
+
+
+def test_a_new_time_of_day_keeps_the_snooze() -> None:
+    until = NOW + timedelta(days=6)
+    change = decide(Facts(S.ACTIVE, snoozed_until=until), Event.RESCHEDULE, NOW, COURSE)
+    assert change is not None and change.next_due_at == until
+    resumed = decide(Facts(S.PAUSED, snoozed_until=until), Event.RESUME, NOW, COURSE)
+    assert resumed is not None and resumed.next_due_at == until

@@ -28,6 +28,7 @@ from .models import (
     LIVE_STATES,
     Delivery,
     DeliveryState,
+    StateChange,
     Subscriber,
     Subscription,
     SubscriptionState,
@@ -53,6 +54,9 @@ class Event(enum.StrEnum):
     BOUNCED = "bounced"  # refused permanently for this recipient
     COMPLETE = "complete"  # marked done from outside (an imported list)
     REPORTED_BOUNCE = "reported bounce"  # a bounce reported after the relay accepted a message
+    RETRY_NOW = "retry now"  # the operator's: a deferred lesson (or confirmation) is tried now
+    MOVE = "move"  # the operator's: lesson N is the next one, at the next send time
+    RESEND = "resend"  # the operator's: lesson N goes out now, and the course goes on after it
 
 
 class Facts(Protocol):
@@ -68,6 +72,8 @@ class Facts(Protocol):
     def send_time(self) -> time | None: ...
     @property
     def last_sent_at(self) -> datetime | None: ...
+    @property
+    def retry_attempts(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -79,10 +85,11 @@ class Change:
     ended_at: datetime | None = None
     confirmed_at: datetime | None = None
     retry_attempts: int | None = None
+    current_day: int | None = None  # set by MOVE and RESEND only
 
     def columns(self) -> dict[str, Any]:
         values = {"state": self.state, "next_due_at": self.next_due_at}
-        for name in ("ended_at", "confirmed_at", "retry_attempts"):
+        for name in ("ended_at", "confirmed_at", "retry_attempts", "current_day"):
             if getattr(self, name) is not None:
                 values[name] = getattr(self, name)
         return values
@@ -91,44 +98,31 @@ class Change:
 # The events each state accepts; any other event changes nothing. A bounce reported later
 # ends any live subscription, whatever it is doing now.
 ACCEPTS: dict[SubscriptionState, frozenset[Event]] = {
-    State.PENDING: frozenset(
-        {
-            Event.REQUEST,
-            Event.CONFIRM,
-            Event.UNSUBSCRIBE,
-            Event.SENT,
-            Event.DEFERRED,
-            Event.GAVE_UP,
-            Event.BOUNCED,
-        }
-    ),
-    State.ACTIVE: frozenset(
-        {
-            Event.PAUSE,
-            Event.UNSUBSCRIBE,
-            Event.RESCHEDULE,
-            Event.SENT,
-            Event.DEFERRED,
-            Event.GAVE_UP,
-            Event.BOUNCED,
-            Event.COMPLETE,
-            Event.REPORTED_BOUNCE,
-        }
-    ),
-    State.PAUSED: frozenset({Event.RESUME, Event.UNSUBSCRIBE, Event.REPORTED_BOUNCE}),
-    State.FAILED: frozenset({Event.RETRY, Event.UNSUBSCRIBE, Event.PAUSE, Event.REPORTED_BOUNCE}),
-}
+    State.PENDING: frozenset({Event.REQUEST, Event.CONFIRM, Event.UNSUBSCRIBE, Event.SENT,
+                              Event.DEFERRED, Event.GAVE_UP, Event.BOUNCED, Event.RETRY_NOW}),
+    State.ACTIVE: frozenset({Event.PAUSE, Event.UNSUBSCRIBE, Event.RESCHEDULE, Event.SENT,
+                             Event.DEFERRED, Event.GAVE_UP, Event.BOUNCED, Event.COMPLETE,
+                             Event.REPORTED_BOUNCE, Event.RETRY_NOW, Event.MOVE, Event.RESEND}),
+    State.PAUSED: frozenset({Event.RESUME, Event.UNSUBSCRIBE, Event.REPORTED_BOUNCE, Event.MOVE}),
+    State.FAILED: frozenset({Event.RETRY, Event.UNSUBSCRIBE, Event.PAUSE, Event.REPORTED_BOUNCE,
+                             Event.MOVE, Event.RESEND}),
+}  # fmt: skip
 
 
 def decide(
     facts: Facts, event: Event, now: datetime, course: Course | None, *, attempt: int = 0,
-    retry_at: datetime | None = None,
+    retry_at: datetime | None = None, lesson: int | None = None,
 ) -> Change | None:  # fmt: skip
     """The transition `event` causes at `now`, or None. `attempt` counts failures of the current
-    lesson (DEFERRED, GAVE_UP); `retry_at` is when a deferred lesson is tried again. Without
-    its course (no longer loaded), only the events that end a subscription are decided."""
+    lesson (DEFERRED, GAVE_UP); `retry_at` is when a deferred lesson is tried again; `lesson` is
+    the lesson MOVE and RESEND name. Without its course (no longer loaded), only the events
+    that end a subscription are decided."""
     if event not in ACCEPTS.get(facts.state, frozenset()):
         return None
+    if event in (Event.MOVE, Event.RESEND):
+        return None if course is None else _move(facts, event, now, course, lesson)
+    if event is Event.RETRY_NOW:  # only a lesson that was deferred: never one early
+        return Change(facts.state, now) if facts.retry_attempts > 0 else None
     if event in ENDINGS:
         return Change(ENDINGS[event], None, ended_at=now)
     if facts.state is State.PENDING and event is not Event.CONFIRM:
@@ -168,6 +162,24 @@ def _lesson_schedule(facts: Facts, event: Event, now: datetime, course: Course) 
     return Change(State.ACTIVE, due)
 
 
+def _move(
+    facts: Facts, event: Event, now: datetime, course: Course, lesson: int | None
+) -> Change | None:
+    """MOVE: lesson N is next, due at the next send time (a paused one stays paused). RESEND:
+    lesson N (by default the last one sent) is due now. No lesson outside the course."""
+    default = facts.current_day + 1 if event is Event.MOVE else max(facts.current_day, 1)
+    day = default if lesson is None else lesson
+    if not 1 <= day <= course.total_days:
+        return None
+    if event is Event.RESEND:
+        return Change(State.ACTIVE, now, retry_attempts=0, current_day=day - 1)
+    if facts.state is State.PAUSED:
+        return Change(State.PAUSED, None, retry_attempts=0, current_day=day - 1)
+    due = resume_due(now, zone(facts.timezone), facts.send_time or course.send_time,
+                     course.interval_days, facts.last_sent_at)  # fmt: skip
+    return Change(State.ACTIVE, due, retry_attempts=0, current_day=day - 1)
+
+
 def _confirmation(
     event: Event, now: datetime, attempt: int, retry_at: datetime | None
 ) -> Change | None:
@@ -186,15 +198,21 @@ def _next_lesson_due(sent_at: datetime, timezone: str, send_time: time, interval
 
 
 def apply(
-    subscription: Subscription, event: Event | str, course: Course | None, now: datetime
-) -> bool:
-    """Decide and write one subscription's transition, with a log line; False if none."""
-    change = decide(subscription, Event(event), now, course)
+    subscription: Subscription, event: Event | str, course: Course | None, now: datetime, *,
+    by: str = "", lesson: int | None = None,
+) -> bool:  # fmt: skip
+    """Decide and write one subscription's transition, with a log line and, when its state
+    changes, a row of its history naming `by` (who asked); False if nothing changes."""
+    change = decide(subscription, Event(event), now, course, lesson=lesson)
     if change is None:
         return False
     previous = subscription.state
     for column, value in change.columns().items():
         setattr(subscription, column, value)
+    if previous is not change.state or change.current_day is not None:
+        row = StateChange(at=now, previous=str(previous), state=str(change.state),
+                          event=str(event), by=by[:320])  # fmt: skip
+        subscription.changes.add(row)
     if previous is not change.state:
         log_transition(subscription.id, subscription.course_slug, previous, change.state)
     return True
@@ -211,14 +229,12 @@ def reschedule(
 
 def has_received(session: Session, subscription_id: int, day: int) -> bool:
     """Whether lesson `day` went out to the subscription (it may then be read online)."""
-    found = session.scalar(
-        select(Delivery.id).where(
-            Delivery.subscription_id == subscription_id,
-            Delivery.day == day,
-            Delivery.state == DeliveryState.SENT,
-        )
+    query = select(Delivery.id).where(
+        Delivery.subscription_id == subscription_id,
+        Delivery.day == day,
+        Delivery.state == DeliveryState.SENT,
     )
-    return found is not None
+    return session.scalar(query) is not None  # fmt: skip
 
 
 def log_transition(
@@ -334,17 +350,10 @@ def live_subscription(
 
 def ever_subscribed(session: Session, subscriber_id: int, course_slug: str) -> bool:
     """Whether the subscriber has any subscription to the course, live or ended."""
-    return (
-        session.scalar(
-            select(Subscription.id)
-            .where(
-                Subscription.subscriber_id == subscriber_id,
-                Subscription.course_slug == course_slug,
-            )
-            .limit(1)
-        )
-        is not None
+    query = select(Subscription.id).where(
+        Subscription.subscriber_id == subscriber_id, Subscription.course_slug == course_slug
     )
+    return session.scalar(query.limit(1)) is not None
 
 
 def find_live(
@@ -369,18 +378,6 @@ def find_live(
 def find_failed(session: Session, email: str, course_slug: str | None = None) -> list[Subscription]:
     """The subscriptions of `email` whose next lesson was given up on."""
     return find_live(session, email, course_slug, states=(State.FAILED,))
-
-
-def listing(session: Session, course_slug: str | None = None) -> list[tuple[str, Subscription]]:
-    """(email, subscription) for every subscription, by course and address."""
-    query = (
-        select(Subscriber.email, Subscription)
-        .join(Subscription.subscriber)
-        .order_by(Subscription.course_slug, Subscriber.email_key, Subscription.id)
-    )
-    if course_slug:
-        query = query.where(Subscription.course_slug == course_slug)
-    return [(email, sub) for email, sub in session.execute(query)]
 
 
 def by_token(session: Session, column: str, token: str) -> Subscription | None:

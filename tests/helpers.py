@@ -134,3 +134,30 @@ def send_returned(port: int, data: bytes, recipient: str) -> tuple[int, str]:
         if code < 400:
             code, text = smtp.data(data)
         return code, text.decode()
+
+
+OPERATOR, PASSWORD = "ana@example.com", "correct horse battery"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def add_operator(rt: Runtime, email: str = OPERATOR, password: str = PASSWORD) -> None:
+    from drip import operators
+
+    with rt.sessions() as session, session.begin():
+        operators.add(session, email, password, T0)
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token a console page's forms carry."""
+    found = CSRF.search(page)
+    assert found, page[:500]
+    return found[1]
+
+
+def sign_in(client, email: str = OPERATOR, password: str = PASSWORD) -> str:
+    """Sign a test client in to the console; the CSRF token of its session."""
+    token = csrf_of(client.get("/admin/login").text)
+    answer = client.post("/admin/login", data={"csrf": token, "email": email,
+                                               "password": password}, follow_redirects=False)  # fmt: skip
+    assert answer.status_code == 303, answer.text[:500]
+    return csrf_of(client.get("/admin").text)

@@ -35,8 +35,13 @@ class Actions:
         self.rt, self.auth, self.pages = runtime, auth, pages
 
     def login_form(self, request: Request) -> Response:
-        """The sign-in form, with a CSRF token of a session that names no one yet."""
-        session = self.auth.signer.new(self.rt.clock())
+        """The sign-in form, with a CSRF token of a session that names no one yet (someone
+        already signed in goes on to the console instead, still signed in)."""
+        now = self.rt.clock()
+        with self.rt.sessions() as db:
+            if self.auth.operator(db, self.auth.session(request, now)) is not None:
+                return RedirectResponse(safe_next(request.query_params.get("next")), 303)
+        session = self.auth.signer.new(now)
         page = self.pages.render(request, "login.html", csrf=session.csrf, error="",
                                  next=safe_next(request.query_params.get("next")))  # fmt: skip
         return self.auth.with_cookie(page, session)

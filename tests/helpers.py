@@ -157,7 +157,7 @@ def csrf_of(page: str) -> str:
 def sign_in(client, email: str = OPERATOR, password: str = PASSWORD) -> str:
     """Sign a test client in to the console; the CSRF token of its session."""
     token = csrf_of(client.get("/admin/login").text)
-    answer = client.post("/admin/login", data={"csrf": token, "email": email,
-                                               "password": password}, follow_redirects=False)  # fmt: skip
+    form = {"csrf": token, "email": email, "password": password}
+    answer = client.post("/admin/login", data=form, follow_redirects=False)
     assert answer.status_code == 303, answer.text[:500]
     return csrf_of(client.get("/admin").text)

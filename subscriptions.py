@@ -55,7 +55,7 @@ class Event(enum.StrEnum):
     COMPLETE = "complete"  # marked done from outside (an imported list)
     REPORTED_BOUNCE = "reported bounce"  # a bounce reported after the relay accepted a message
     RETRY_NOW = "retry now"  # the operator's: a deferred lesson (or confirmation) is tried now
-    MOVE = "move"  # the operator's: lesson N is the next one, at the next send time
+    MOVE = "move"  # the operator's: lesson N is the next one, due as on a resume
     RESEND = "resend"  # the operator's: lesson N goes out now, and the course goes on after it
 
 
@@ -165,8 +165,9 @@ def _lesson_schedule(facts: Facts, event: Event, now: datetime, course: Course) 
 def _move(
     facts: Facts, event: Event, now: datetime, course: Course, lesson: int | None
 ) -> Change | None:
-    """MOVE: lesson N is next, due at the next send time (a paused one stays paused). RESEND:
-    lesson N (by default the last one sent) is due now. No lesson outside the course."""
+    """MOVE: lesson N is next, due as on a resume (at once if none was sent yet; else at a send
+    time, a day after the last); a paused one stays paused. RESEND: lesson N (by default the
+    last one sent) is due now. No lesson outside the course."""
     default = facts.current_day + 1 if event is Event.MOVE else max(facts.current_day, 1)
     day = default if lesson is None else lesson
     if not 1 <= day <= course.total_days:

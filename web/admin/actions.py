@@ -103,7 +103,7 @@ class Actions:
             delivery = db.get(Delivery, delivery_id)
             if delivery is None:
                 raise HTTPException(404)
-            sub = delivery.subscription
+            sub = _subscription(db, delivery.subscription_id)
             self._apply(sub, _retry_event(delivery, sub), who, now, None)
             return "retry", sub.id
 
@@ -145,7 +145,9 @@ class Actions:
 
 
 def _subscription(db: Session, sub_id: int) -> Subscription:
-    sub = db.get(Subscription, sub_id)
+    """The subscription, its row locked (PostgreSQL) until the action's transaction ends: a
+    worker's claim of it either came first (and its lease shows) or waits for the change."""
+    sub = db.get(Subscription, sub_id, with_for_update=True)
     if sub is None:
         raise HTTPException(404)
     return sub

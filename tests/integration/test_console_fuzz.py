@@ -77,9 +77,9 @@ def test_no_generated_console_request_gets_a_server_error(runtime: Runtime) -> N
             form = {**form, "csrf": token[0]} if token else form
             client.cookies.set(COOKIE, signed_in if cookie is None else cookie,
                                domain="drip.example.org", path="/admin")  # fmt: skip
-            answer = client.request(method, path, content=encode(form) if method == "POST" else None,
-                                    headers={"content-type": "application/x-www-form-urlencoded"},
-                                    follow_redirects=False)  # fmt: skip
+            body = encode(form) if method == "POST" else None
+            answer = client.request(method, path, content=body, follow_redirects=False,
+                                    headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
             seen.append(answer.status_code)
             assert answer.status_code < 500, (method, path, form, cookie, answer.text[:300])
 

@@ -34,6 +34,7 @@ VALUES = [
     "retry", "1", "7", "8", "0", "-1", "99999999999999999999", "active", "bone-health", "%",
     "_", "\\", "'; DROP TABLE subscribers; --", "\ud800", "☃", "//evil.example", "/admin/..",
 ]  # fmt: skip
+FORM = {"content-type": "application/x-www-form-urlencoded"}
 FIELDS = ["csrf", "action", "lesson", "email", "password", "next", "q", "course", "state"]
 
 segments = st.sampled_from(HOSTILE) | st.text(max_size=30).map(lambda t: quote(t, safe=""))
@@ -78,8 +79,8 @@ def test_no_generated_console_request_gets_a_server_error(runtime: Runtime) -> N
             client.cookies.set(COOKIE, signed_in if cookie is None else cookie,
                                domain="drip.example.org", path="/admin")  # fmt: skip
             body = encode(form) if method == "POST" else None
-            answer = client.request(method, path, content=body, follow_redirects=False,
-                                    headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+            answer = client.request(method, path, content=body, headers=FORM,
+                                    follow_redirects=False)  # fmt: skip
             seen.append(answer.status_code)
             assert answer.status_code < 500, (method, path, form, cookie, answer.text[:300])
 

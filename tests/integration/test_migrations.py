@@ -82,3 +82,18 @@ def test_upgrade_turns_given_up_subscriptions_into_failed(empty_url: str) -> Non
             )  # fmt: skip
     migrations.upgrade(engine)  # again: nothing to do
     engine.dispose()
+
+
+def test_the_console_tables_come_and_go_with_revision_0005(empty_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    engine = make_engine(empty_url)
+    migrations.upgrade(engine)
+    console_tables = {"operators", "operator_actions", "state_changes"}
+    assert console_tables <= set(inspect(engine).get_table_names())
+    command.downgrade(migrations.alembic_config(engine), "0003")
+    assert not console_tables & set(inspect(engine).get_table_names())
+    migrations.upgrade(engine)
+    assert console_tables <= set(inspect(engine).get_table_names())
+    engine.dispose()

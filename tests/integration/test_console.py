@@ -235,6 +235,19 @@ def test_the_cli_adds_operators_and_lists_subscribers_with_ids(
     assert refused.value.code == 2
 
 
+def test_drip_admin_without_a_usable_database_is_one_line(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DRIP_CONFIG", str(tmp_path / "absent.toml"))
+    for url, status, said in (
+        (f"sqlite:///{tmp_path / 'empty.db'}", 1, "run `drip init` first"),
+        ("postgresql+psycopg://postgres@127.0.0.1:1/test", 4, "cannot use the database"),
+    ):
+        monkeypatch.setenv("DRIP_DATABASE_URL", url)
+        monkeypatch.setattr("sys.stdin", _Stdin(PASSWORD + "\n"))
+        assert main(["admin", "add", OPERATOR]) == status
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
+
+
 class _Stdin:
     """Standard input that is not a terminal, holding `text`."""
 

@@ -4,6 +4,7 @@ audit log."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,11 +14,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ... import operators
+from ...config import DEV_SECRET_KEY
 from ...models import Operator
 from ...runtime import Runtime
 from ..throttle import Throttle, client_address, trusted_proxies
 from .session import COOKIE, AdminSession, Signer, csrf_matches
 
+log = logging.getLogger("drip.admin")
 SIGN_IN_WINDOW = timedelta(minutes=15)
 
 
@@ -38,6 +41,9 @@ class Auth:
         self.per_address = Throttle(limit, SIGN_IN_WINDOW)
         self.trusted = trusted_proxies(settings.trusted_proxies)
         self.secure = settings.base_url.startswith("https://")
+        if settings.secret_key == DEV_SECRET_KEY and self.secure:
+            log.warning("DRIP_SECRET_KEY is the development key, which anyone can read: the "
+                        "console's sessions are only as safe as a key of your own")  # fmt: skip
 
     def session(self, request: Request, now: datetime) -> AdminSession | None:
         return self.signer.loads(request.cookies.get(COOKIE, ""), now)

@@ -65,8 +65,7 @@ def subscriber_list(
     if state:
         query = query.where(Subscription.state == SubscriptionState(state))
     if search:
-        escaped = search.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Subscriber.email_key.like(f"%{escaped}%", escape="\\"))
+        query = query.where(Subscriber.email_key.contains(search.casefold(), autoescape=True))
     query = query.order_by(Subscription.course_slug, Subscriber.email_key, Subscription.id)
     if limit is not None:
         query = query.limit(limit)

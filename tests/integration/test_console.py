@@ -305,3 +305,23 @@ def test_settings_of_the_console_and_metrics_are_checked() -> None:
         Settings().with_values({"metrics_listen": "nowhere"})
     assert Settings().with_values({"admin_signin_limit": "3"}).admin_signin_limit == 3
     assert dataclasses.fields(Settings)  # the console's settings are plain fields
+
+
+def test_searches_take_percent_and_underscore_as_themselves(runtime, console) -> None:
+    from drip import suppressions
+    from drip.models import SuppressionReason
+
+    addresses = ("a_b@example.com", "axb@example.com", "100%@example.com")
+    with runtime.sessions() as session, session.begin():
+        for address in addresses:
+            suppressions.suppress(session, address, SuppressionReason.MANUAL, "", T0,
+                                  runtime.courses)  # fmt: skip
+    for address in addresses:
+        _subscribe_any(runtime, address.replace("@", "+s@"))
+    sign_in(console)
+    page = console.get("/admin/suppressions?q=A_B").text
+    assert "a_b@example.com" in page and "axb@example.com" not in page
+    page = console.get("/admin/subscribers?q=_b%2Bs").text
+    assert "a_b+s@example.com" in page and "axb+s@example.com" not in page
+    page = console.get("/admin/suppressions?q=%25").text
+    assert "100%@example.com" in page and "a_b@example.com" not in page

@@ -104,8 +104,9 @@ class Pages:
         search = request.query_params.get("q", "").strip().casefold()[:MAX_SEARCH]
 
         def read(db: Any, now: Any) -> dict[str, Any]:
-            rows = [r for r in suppressions.listing(db) if search in r.email_key]
-            return {"rows": rows[: console.LIST_LIMIT], "total": len(rows), "q": search}
+            rows = suppressions.listing(db, search, limit=console.LIST_LIMIT + 1)
+            return {"rows": rows[: console.LIST_LIMIT], "more": len(rows) > console.LIST_LIMIT,
+                    "q": search}  # fmt: skip
 
         return self._page(request, "suppressions.html", read)
 

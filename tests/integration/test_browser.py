@@ -134,8 +134,15 @@ def test_an_operator_finds_a_subscriber_and_retries_a_deferred_lesson_in_chromiu
             page.wait_for_selector("text=The delivery is due again now.")
             assert f"retry by {OPERATOR}" in page.content()
             page.screenshot(path=tmp_path / "admin-2-retried.png", full_page=True)
-            wide = page.evaluate("document.documentElement.scrollWidth")
-            assert wide <= 400, "readable on a phone: nothing wider than the screen"
+            page.click("nav >> text=Courses")
+            page.click("text=Stronger Bones in Seven Days")
+            page.wait_for_selector("text=Deferred and failed deliveries")
+            assert "421 4.7.0 Try later" in page.content() and "Completion rate" in page.content()
+            page.screenshot(path=tmp_path / "admin-3-course.png", full_page=True)
+            for shown in ("/admin", "/admin/subscribers", f"/admin/subscriptions/{carol}"):
+                page.goto(base + shown)
+                wide = page.evaluate("document.documentElement.scrollWidth")
+                assert wide <= 400, f"{shown} is readable on a phone: nothing wider than it"
             browser.close()
     finally:
         stop(process)

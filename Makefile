@@ -81,6 +81,8 @@ bench: install-test
 	$(BIN)/python bench/scale.py --connections 1
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/web.py
+	$(BIN)/python bench/console.py --db sqlite
+	$(BIN)/python bench/console.py --db postgresql
 
 clean:
 	rm -rf $(VENV) build *.egg-info outbox drip.db drip.db-wal drip.db-shm

@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, Operati
 
 from . import __version__
 from .commands import Handler
+from .commands import admin as admin_commands
 from .commands import bounces as bounce_commands
 from .commands import course as course_commands
 from .commands import dns as dns_commands
@@ -38,7 +39,7 @@ from .runtime import Runtime
 
 GROUPS = (
     course_commands, subscriber_commands, suppress_commands, service_commands, dns_commands,
-    bounce_commands, schedule_commands, edit_commands,
+    bounce_commands, schedule_commands, edit_commands, admin_commands,
 )  # fmt: skip
 
 

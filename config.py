@@ -53,6 +53,12 @@ class Settings:
     max_body_bytes: int = 65536  # a request body (form or JSON) larger than this gets 413
     trusted_proxies: str = ""  # comma-separated peers whose X-Forwarded-For names the client
     log_format: str = "text"  # or "json": one object per line
+    # The console at /admin (operators: `drip admin add`); sessions are signed with secret_key.
+    admin_session_seconds: float = 8 * 3600.0  # a sign-in lasts this long
+    admin_signin_limit: int = 5  # sign-in attempts per address per 15 minutes (x4 per client)
+    # /metrics is not on the public port: on its own address, or there behind a bearer token.
+    metrics_listen: str | None = None  # host:port where drip run/serve serve /metrics alone
+    metrics_token: str | None = None  # GET /metrics on the web port with this bearer token
     tick_seconds: float = 30.0
     batch_size: int = 200
     lease_seconds: float = 300.0
@@ -153,8 +159,10 @@ def _check_urls(values: Mapping[str, Any]) -> None:
 
 
 def _check_returned_mail(values: Mapping[str, Any]) -> None:
-    """The receiver's listen address and the bounce mailbox's URL, checked like the others."""
-    for name, check in (("bounce_listen", parse_listen), ("bounce_imap_url", parse_imap_url)):
+    """The receiver's and the metrics' listen addresses and the bounce mailbox's URL."""
+    checks = (("bounce_listen", parse_listen), ("bounce_imap_url", parse_imap_url),
+              ("metrics_listen", parse_listen))  # fmt: skip
+    for name, check in checks:
         if values.get(name):
             try:
                 check(values[name])

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 
 from .errors import mask_secrets
 
-FIELDS = ("event", "subscription_id", "message_id", "day", "course", "smtp_reply", "state")
+FIELDS = ("event", "subscription_id", "message_id", "day", "course", "smtp_reply", "state",
+          "operator", "action")  # fmt: skip
 
 
 class MaskingFormatter(logging.Formatter):

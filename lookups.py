@@ -66,18 +66,6 @@ def find_failed(session: Session, email: str, course_slug: str | None = None) ->
     return find_live(session, email, course_slug, states=(SubscriptionState.FAILED,))
 
 
-def listing(session: Session, course_slug: str | None = None) -> list[tuple[str, Subscription]]:
-    """(email, subscription) for every subscription, by course and address."""
-    query = (
-        select(Subscriber.email, Subscription)
-        .join(Subscription.subscriber)
-        .order_by(Subscription.course_slug, Subscriber.email_key, Subscription.id)
-    )
-    if course_slug:
-        query = query.where(Subscription.course_slug == course_slug)
-    return [(email, sub) for email, sub in session.execute(query)]
-
-
 def by_token(session: Session, column: str, token: str) -> Subscription | None:
     """The subscription whose `column` token is `token`, compared in constant time."""
     if not token or len(token) > 64 or not token.isascii() or "\x00" in token:

@@ -1,13 +1,21 @@
-"""Prometheus metrics. Totals and the backlog are read from the database on each scrape, so
-every process serving /metrics reports the same figures, whoever sent the lessons; the pass
-duration is this process's own, kept in the Runtime's own registry (no process-global state)."""
+"""Prometheus metrics. Totals, subscriptions by state and the backlog are read from the
+database on each scrape, so every process serving /metrics reports the same figures, whoever
+sent the lessons; the pass duration and the time of the last successful pass are this
+process's own, kept in the Runtime's own registry (no process-global state)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,17 +35,47 @@ class Metrics:
             registry=self.registry,
         )
 
-    def observe_pass(self, seconds: float) -> None:
+        self.last_success = Gauge(
+            "drip_last_successful_pass_timestamp_seconds",
+            "When this process last finished a dispatch pass without an error (Unix time)",
+            registry=self.registry,
+        )
+
+    def observe_pass(self, seconds: float, finished: datetime | None = None) -> None:
+        """A pass took `seconds`; `finished` is when, if it ended without an error."""
         self.pass_seconds.observe(seconds)
+        if finished is not None:
+            self.last_success.set(finished.timestamp())
+
+    def scraped(
+        self, sessions: sessionmaker[Session], clock: Callable[[], datetime]
+    ) -> CollectorRegistry:
+        """What a scrape reads: the database's figures and this process's own."""
+        registry = CollectorRegistry()
+        registry.register(DeliveryCollector(sessions, clock))
+        registry.register(self.pass_seconds)
+        registry.register(self.last_success)
+        return registry
 
     def text(
         self, sessions: sessionmaker[Session], clock: Callable[[], datetime]
     ) -> tuple[bytes, str]:
         """The exposition text and its content type, for GET /metrics."""
-        registry = CollectorRegistry()
-        registry.register(DeliveryCollector(sessions, clock))
-        registry.register(self.pass_seconds)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.scraped(sessions, clock)), CONTENT_TYPE_LATEST
+
+    def serve(
+        self, host: str, port: int, sessions: sessionmaker[Session],
+        clock: Callable[[], datetime],
+    ) -> Callable[[], None]:  # fmt: skip
+        """/metrics on its own address (DRIP_METRICS_LISTEN), in a thread; what stops it."""
+        server, thread = start_http_server(port, addr=host, registry=self.scraped(sessions, clock))
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
+
+        return stop
 
 
 class DeliveryCollector(Collector):
@@ -57,6 +95,9 @@ class DeliveryCollector(Collector):
         deferrals = CounterMetricFamily(
             "drip_deferrals", "Sends deferred by a temporary failure, by course", labels=["course"]
         )
+        subscriptions = GaugeMetricFamily(
+            "drip_subscriptions", "Subscriptions by course and state", labels=["course", "state"]
+        )
         backlog = GaugeMetricFamily(
             "drip_due_backlog", "Active subscriptions whose next lesson is due", labels=["course"]
         )
@@ -71,6 +112,8 @@ class DeliveryCollector(Collector):
                 for state in ("sent", "bounced", "failed"):
                     totals[state].add_metric([slug], counts[state])
                 deferrals.add_metric([slug], counts["deferrals"])
+            for (slug, state), n in stats.states_by_course(session).items():
+                subscriptions.add_metric([slug, state], n)
             for slug, n in stats.due_by_course(session, self.clock()).items():
                 backlog.add_metric([slug], n)
             for rate in rates.rates(session, self.clock()):
@@ -79,6 +122,7 @@ class DeliveryCollector(Collector):
                     reported["complaint"].add_metric([rate.course], rate.complaint_rate)
         yield from totals.values()
         yield deferrals
+        yield subscriptions
         yield backlog
         yield from reported.values()
         yield actions

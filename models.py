@@ -28,7 +28,14 @@ from sqlalchemy import (
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    WriteOnlyMapped,
+    mapped_column,
+    relationship,
+    sessionmaker,
+)
 from sqlalchemy.pool import ConnectionPoolEntry
 
 log = logging.getLogger("drip.db")
@@ -174,6 +181,8 @@ class Subscription(Base):
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="subscription")
+    # written, never loaded whole: subscriptions.apply adds one row per change of state
+    changes: WriteOnlyMapped[StateChange] = relationship(passive_deletes=True)
 
 
 class Delivery(Base):
@@ -258,6 +267,52 @@ class SeenToken(Base):
 
     token: Mapped[str] = mapped_column(String(128), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StateChange(Base):
+    """A subscription's change of state: when, from what to what, on which event and by whom
+    (an operator's address, "web", "cli"; empty: the service itself)."""
+
+    __tablename__ = "state_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    previous: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))
+    event: Mapped[str] = mapped_column(String(30))
+    by: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Operator(Base):
+    """Someone who may sign in to the console (`drip admin add`); the password is an argon2id
+    hash, never the password."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)  # Subscriber.key_for
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OperatorAction(Base):
+    """What an operator did (or tried, when refused), kept after the operator is removed."""
+
+    __tablename__ = "operator_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    operator: Mapped[str] = mapped_column(String(320))  # the address, as it was then
+    action: Mapped[str] = mapped_column(String(40))
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 IMMEDIATE = {"drip_sqlite_immediate": True}

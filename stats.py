@@ -30,6 +30,8 @@ class Stuck:
     attempts: int
     reply: str
     updated_at: str
+    subscription_id: int = 0  # as the logs and the console name it
+    delivery_id: int = 0
 
 
 @dataclass
@@ -109,9 +111,27 @@ def stuck(session: Session, course: str | None, limit: int = 50) -> list[Stuck]:
     if course:
         query = query.where(Subscription.course_slug == course)
     return [
-        Stuck(email, slug, d.day, str(d.state), d.attempts, d.smtp_reply, d.updated_at.isoformat())
+        Stuck(
+            email,
+            slug,
+            d.day,
+            str(d.state),
+            d.attempts,
+            d.smtp_reply,
+            d.updated_at.isoformat(),
+            d.subscription_id,
+            d.id,
+        )
         for email, slug, d in session.execute(query)
     ]
+
+
+def states_by_course(session: Session) -> dict[tuple[str, str], int]:
+    """Subscriptions by (course, state), for the metrics."""
+    query = select(Subscription.course_slug, Subscription.state, func.count()).group_by(
+        Subscription.course_slug, Subscription.state
+    )
+    return {(slug, str(state)): int(n) for slug, state, n in session.execute(query)}
 
 
 def due_count(session: Session, instant: datetime, course: str | None = None) -> int:
@@ -197,10 +217,11 @@ def tables(stats: Stats) -> list[Any]:
         sent.add_row(day, *(str(per.get(slug, 0)) for slug in courses or ["(none)"]))
 
     stuck = Table(title="Deferred and failed lessons (latest 50)")
-    for column in ("email", "course", "day", "state", "attempts", "last reply"):
+    for column in ("id", "email", "course", "day", "state", "attempts", "last reply"):
         stuck.add_column(column)
     for s in stats.stuck:
-        stuck.add_row(s.email, s.course, str(s.day), s.state, str(s.attempts), s.reply)
+        stuck.add_row(str(s.subscription_id), s.email, s.course, str(s.day), s.state,
+                      str(s.attempts), s.reply)  # fmt: skip
 
     wave = Table(title="Next wave")
     for column in ("due now", "in the next hour", "in the next day"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time
 from functools import lru_cache
 from typing import Any, Protocol
@@ -28,9 +28,8 @@ from .lookups import ever_subscribed as ever_subscribed
 from .lookups import find_failed as find_failed
 from .lookups import find_live as find_live
 from .lookups import find_subscriber as find_subscriber
-from .lookups import listing as listing
 from .lookups import live_subscription as live_subscription
-from .models import Subscriber, Subscription, SubscriptionState
+from .models import StateChange, Subscriber, Subscription, SubscriptionState
 from .scheduler.schedule import (
     Cadence,
     next_lesson_due,
@@ -65,6 +64,9 @@ class Event(enum.StrEnum):
     SNOOZE = "snooze"
     RESTART = "restart"
     JUMP = "jump"
+    RETRY_NOW = "retry now"  # the operator's: a deferred lesson (or confirmation) is tried now
+    MOVE = "move"  # the operator's: lesson N is the next one, due as on a resume
+    RESEND = "resend"  # the operator's: lesson N goes out now, and the course goes on after it
 
 
 class Facts(Protocol):
@@ -84,6 +86,8 @@ class Facts(Protocol):
     def snoozed_until(self) -> datetime | None: ...
     @property
     def cadence(self) -> str | None: ...
+    @property
+    def retry_attempts(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ class Change:
     ended_at: datetime | None = None
     confirmed_at: datetime | None = None
     retry_attempts: int | None = None
-    current_day: int | None = None  # a pace action moves the learner to another lesson
+    current_day: int | None = None  # a pace action or MOVE/RESEND moves the learner
     snoozed_until: datetime | None = None
     clear_snooze: bool = False  # a pace action that asks for a lesson now ends a snooze
     rewalk: bool | None = None  # a restart or a jump: received lessons are sent again
@@ -115,26 +119,33 @@ PACE = frozenset({Event.NEXT_NOW, Event.SNOOZE, Event.RESTART, Event.JUMP})
 # ends any live subscription, whatever it is doing now.
 ACCEPTS: dict[SubscriptionState, frozenset[Event]] = {
     State.PENDING: frozenset({Event.REQUEST, Event.CONFIRM, Event.UNSUBSCRIBE, Event.SENT,
-                              Event.DEFERRED, Event.GAVE_UP, Event.BOUNCED}),
+                              Event.DEFERRED, Event.GAVE_UP, Event.BOUNCED, Event.RETRY_NOW}),
     State.ACTIVE: frozenset({Event.PAUSE, Event.UNSUBSCRIBE, Event.RESCHEDULE, Event.SENT,
                              Event.DEFERRED, Event.GAVE_UP, Event.BOUNCED, Event.COMPLETE,
-                             Event.REPORTED_BOUNCE, *PACE}),
-    State.PAUSED: frozenset({Event.RESUME, Event.UNSUBSCRIBE, Event.REPORTED_BOUNCE, *PACE}),
+                             Event.REPORTED_BOUNCE, Event.RETRY_NOW, Event.MOVE, Event.RESEND,
+                             *PACE}),
+    State.PAUSED: frozenset({Event.RESUME, Event.UNSUBSCRIBE, Event.REPORTED_BOUNCE, Event.MOVE,
+                             *PACE}),
     State.FAILED: frozenset({Event.RETRY, Event.UNSUBSCRIBE, Event.PAUSE, Event.REPORTED_BOUNCE,
-                             Event.RESTART, Event.JUMP}),
+                             Event.RESTART, Event.JUMP, Event.MOVE, Event.RESEND}),
 }  # fmt: skip
 
 
 def decide(
     facts: Facts, event: Event, now: datetime, course: Course | None, *, attempt: int = 0,
-    retry_at: datetime | None = None, target: int = 0,
+    retry_at: datetime | None = None, target: int = 0, lesson: int | None = None,
 ) -> Change | None:  # fmt: skip
     """The transition `event` causes at `now`, or None. `attempt` counts failures of the current
     lesson (DEFERRED, GAVE_UP); `retry_at` is when a deferred lesson is tried again; `target`
-    is the lesson a JUMP goes to, or the days of a SNOOZE. Without its course (no longer
-    loaded), only the events that end a subscription are decided."""
+    is the lesson a JUMP goes to, or the days of a SNOOZE; `lesson` is the lesson MOVE and
+    RESEND name. Without its course (no longer loaded), only the events that end a
+    subscription are decided."""
     if event not in ACCEPTS.get(facts.state, frozenset()):
         return None
+    if event in (Event.MOVE, Event.RESEND):
+        return None if course is None else _move(facts, event, now, course, lesson)
+    if event is Event.RETRY_NOW:  # only a lesson that was deferred: never one early
+        return Change(facts.state, now) if facts.retry_attempts > 0 else None
     if event in ENDINGS:
         return Change(ENDINGS[event], None, ended_at=now)
     if facts.state is State.PENDING and event is not Event.CONFIRM:
@@ -205,6 +216,24 @@ def _pace(facts: Facts, event: Event, now: datetime, course: Course, target: int
     return None
 
 
+def _move(
+    facts: Facts, event: Event, now: datetime, course: Course, lesson: int | None
+) -> Change | None:
+    """MOVE: lesson N is next, due as on a resume (at once if none was sent yet; else at a send
+    time, a day after the last); a paused one stays paused. RESEND: lesson N (by default the
+    last one sent) is due now. No lesson outside the course."""
+    default = facts.current_day + 1 if event is Event.MOVE else max(facts.current_day, 1)
+    day = default if lesson is None else lesson
+    if not 1 <= day <= course.total_days:
+        return None
+    moved = Change(State.ACTIVE, now, retry_attempts=0, current_day=day - 1, rewalk=True)
+    if event is Event.RESEND:  # rewalk: a lesson received already goes out again
+        return moved
+    if facts.state is State.PAUSED:
+        return replace(moved, state=State.PAUSED, next_due_at=None)
+    return replace(moved, next_due_at=_resumed(facts, now, course, facts.snoozed_until))
+
+
 def _confirmation(
     event: Event, now: datetime, attempt: int, retry_at: datetime | None
 ) -> Change | None:
@@ -236,16 +265,21 @@ def forecast(sub: Subscription, course: Course, count: int = 5) -> list[tuple[in
 
 
 def apply(
-    subscription: Subscription, event: Event | str, course: Course | None, now: datetime,
-    target: int = 0,
+    subscription: Subscription, event: Event | str, course: Course | None, now: datetime, *,
+    by: str = "", lesson: int | None = None, target: int = 0,
 ) -> bool:  # fmt: skip
-    """Decide and write one subscription's transition, with a log line; False if none."""
-    change = decide(subscription, Event(event), now, course, target=target)
+    """Decide and write one subscription's transition, with a log line and, when its state
+    changes, a row of its history naming `by` (who asked); False if nothing changes."""
+    change = decide(subscription, Event(event), now, course, lesson=lesson, target=target)
     if change is None:
         return False
     previous = subscription.state
     for column, value in change.columns().items():
         setattr(subscription, column, value)
+    if previous is not change.state or change.current_day is not None:
+        row = StateChange(at=now, previous=str(previous), state=str(change.state),
+                          event=str(event), by=by[:320])  # fmt: skip
+        subscription.changes.add(row)
     if previous is not change.state:
         log_transition(subscription.id, subscription.course_slug, previous, change.state)
     return True

@@ -101,8 +101,12 @@ def remove(session: Session, address: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def listing(session: Session) -> list[Suppression]:
-    return list(session.scalars(select(Suppression).order_by(Suppression.email_key)))
+def listing(session: Session, search: str = "", limit: int | None = None) -> list[Suppression]:
+    """The list by address; only addresses containing `search` (any case), at most `limit`."""
+    query = select(Suppression).order_by(Suppression.email_key).limit(limit)
+    if search:
+        query = query.where(Suppression.email_key.contains(search.casefold(), autoescape=True))
+    return list(session.scalars(query))
 
 
 def export_rows(session: Session, out: TextIO) -> int:

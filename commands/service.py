@@ -7,10 +7,13 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from .. import stats
+from ..endpoints import parse_listen
 from ..errors import EXIT_NOTHING_SENT, EXIT_OK, DripError, InvalidInput
 from ..runtime import Runtime
 from ..scheduler.dispatch import Dispatcher, PassResult
@@ -67,6 +70,26 @@ def cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def _run(args: argparse.Namespace, rt: Runtime) -> None:
+    with metrics_server(rt):
+        _run_service(args, rt)
+
+
+@contextmanager
+def metrics_server(rt: Runtime) -> Iterator[None]:
+    """/metrics on DRIP_METRICS_LISTEN, in a thread, while the service runs (if it is set)."""
+    if not rt.settings.metrics_listen:
+        yield
+        return
+    host, port = parse_listen(rt.settings.metrics_listen)
+    stop = rt.metrics.serve(host, port, rt.sessions, rt.clock)
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    try:
+        yield
+    finally:
+        stop()
+
+
+def _run_service(args: argparse.Namespace, rt: Runtime) -> None:
     if args.no_web:
         run_forever(rt.dispatcher, rt.settings.tick_seconds, clock=rt.clock,
                     observe=rt.metrics.observe_pass)  # fmt: skip
@@ -77,7 +100,8 @@ def _run(args: argparse.Namespace, rt: Runtime) -> None:
 def cmd_serve(args: argparse.Namespace, rt: Runtime) -> int:
     """The web pages, and the confirmation emails their signups queue (lessons are sent by
     `drip run` or `drip run --no-web` elsewhere)."""
-    _serve_beside(args, rt, rt.confirmations)
+    with metrics_server(rt):
+        _serve_beside(args, rt, rt.confirmations)
     return 0
 
 

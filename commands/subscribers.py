@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal, TextIO
 
-from .. import subscriptions, suppressions, transfer
+from .. import console, subscriptions, suppressions, transfer
 from ..errors import InvalidInput
 from ..models import SubscriptionState
 from ..runtime import Runtime
+from ..scheduler.schedule import zone
 from . import AddParser, add_now, now_of, out
 from .progress import progress
 
@@ -89,18 +91,23 @@ def cmd_retry(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def cmd_subscribers(args: argparse.Namespace, rt: Runtime) -> int:
+    """Every subscription with its id (the id the logs and the console name), in natural
+    order of course and address; --json for scripts."""
     if args.course:
         rt.course(args.course)
     with rt.sessions() as session:
-        listing = subscriptions.listing(session, args.course)
-        out("email\tcourse\tstate\tday\tnext lesson (local)\ttimezone")
-        for email, sub in listing:
-            due, state = "-", str(sub.state)
-            if sub.next_due_at is not None:
-                due = f"{sub.next_due_at.astimezone(subscriptions.zone_of(sub)):%Y-%m-%d %H:%M}"
-            elif sub.state is SubscriptionState.FAILED:
-                due = f"day {sub.current_day + 1} failed: drip retry"
-            out(f"{email}\t{sub.course_slug}\t{state}\t{sub.current_day}\t{due}\t{sub.timezone}")
+        listed = console.subscriber_list(session, course=args.course, state=args.state)
+    if args.json:
+        out(json.dumps([row.as_dict() for row in listed], indent=2))
+        return 0
+    out("id\temail\tcourse\tstate\tday\tnext lesson (local)\ttimezone")
+    for row in listed:
+        due = "-"
+        if row.next_due_at is not None:
+            due = f"{row.next_due_at.astimezone(zone(row.timezone)):%Y-%m-%d %H:%M}"
+        elif row.state == SubscriptionState.FAILED:
+            due = f"day {row.day + 1} failed: drip retry"
+        out(f"{row.id}\t{row.email}\t{row.course}\t{row.state}\t{row.day}\t{due}\t{row.timezone}")
     return 0
 
 
@@ -186,7 +193,10 @@ def register(add: AddParser) -> None:
     p.add_argument("email")
     p.add_argument("--course")
     add_now(p)
-    add("subscribers", "list subscriptions", cmd_subscribers).add_argument("--course")
+    p = add("subscribers", "list subscriptions with their ids", cmd_subscribers)
+    p.add_argument("--course")
+    p.add_argument("--state", choices=[state.value for state in SubscriptionState])
+    p.add_argument("--json", action="store_true", help="a JSON array for scripts")
     p = add(
         "import", "subscribe the rows of a CSV file (columns: " + ", ".join(transfer.COLUMNS)
         + "; only email is required, another column refuses the file)", cmd_import,

@@ -20,6 +20,7 @@ from ..emails import Recipient
 from ..models import (
     Delivery,
     DeliveryState,
+    StateChange,
     Subscriber,
     Subscription,
     SubscriptionState,
@@ -247,6 +248,12 @@ def release(session: Session, subscription_ids: list[int]) -> None:
             .where(Subscription.id.in_(subscription_ids))
             .values(leased_until=None)
         )
+
+
+def add_state_changes(session: Session, rows: list[dict[str, Any]]) -> None:
+    """The history rows of a batch's changes of state, in one statement."""
+    if rows:
+        session.execute(insert(StateChange), rows)
 
 
 def update_rows(

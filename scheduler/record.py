@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..models import DeliveryState
+from ..models import DeliveryState, SubscriptionState
 from ..send import SendResult, SendStatus
 from ..subscriptions import Event, decide, log_transition
-from .queries import DELIVERIES, SUBSCRIPTIONS, Claim, update_rows
+from .queries import DELIVERIES, SUBSCRIPTIONS, Claim, add_state_changes, update_rows
 from .schedule import RetryPolicy
 
 log = logging.getLogger("drip.dispatch")
@@ -75,6 +75,7 @@ def record_outcomes(
     deliveries: list[dict[str, Any]] = []
     progress: list[dict[str, Any]] = []
     states: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    history: list[dict[str, Any]] = []  # the changes of state, for the console's timeline
     for claim, sent in outcomes:
         attempt = claim.retry_attempts + 1
         event = event_of(sent, attempt, retry)
@@ -97,12 +98,22 @@ def record_outcomes(
         states[(claim.state, *columns)].append({"row_id": claim.subscription_id, **columns})
         _log(event, claim, sent, attempt)
         if change.state is not claim.state:
-            log_transition(claim.subscription_id, claim.course.slug, claim.state, change.state)
+            history.append(_transition(claim, change.state, event, now))
     update_rows(session, DELIVERIES, deliveries)
+    add_state_changes(session, history)
     update_rows(session, SUBSCRIPTIONS, progress)
     for (state, *_), rows in states.items():
         update_rows(session, SUBSCRIPTIONS, rows, only_in=state)
     return result
+
+
+def _transition(
+    claim: Claim, state: SubscriptionState, event: Event, now: datetime
+) -> dict[str, Any]:
+    """The log line of a change of state, and its row in the history."""
+    log_transition(claim.subscription_id, claim.course.slug, claim.state, state)
+    return {"subscription_id": claim.subscription_id, "at": now, "by": "",
+            "previous": str(claim.state), "state": str(state), "event": str(event)}  # fmt: skip
 
 
 def _log(event: Event, claim: Claim, sent: SendResult, attempt: int) -> None:

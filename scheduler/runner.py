@@ -23,7 +23,7 @@ from .dispatch import Dispatcher
 
 log = logging.getLogger("drip.runner")
 Clock = Callable[[], datetime]
-Observe = Callable[[float], None]
+Observe = Callable[[float, datetime | None], None]  # seconds, and when it ended if it succeeded
 
 
 class Wakeable(Protocol):
@@ -66,13 +66,14 @@ def guarded_pass(dispatcher: Dispatcher, clock: Clock, observe: Observe, waker: 
     any worker takes them over."""
     waker.begin()
     while True:
-        started = time.perf_counter()
+        started, finished = time.perf_counter(), None
         try:
             dispatcher.run_pass(clock())
+            finished = clock()
         except Exception:
             log.exception("dispatch pass failed; trying again at the next tick")
         finally:
-            observe(time.perf_counter() - started)
+            observe(time.perf_counter() - started, finished)
         if not waker.end_or_again():
             return
 

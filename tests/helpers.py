@@ -38,6 +38,7 @@ class Facts:
     last_sent_at: datetime | None = DECIDE_NOW - timedelta(days=1)
     snoozed_until: datetime | None = None
     cadence: str | None = None
+    retry_attempts: int = 1
 
 
 def subscribe(rt: Runtime, email: str, now: datetime = T0, confirmed: bool = True) -> int:
@@ -181,3 +182,30 @@ def send_returned(port: int, data: bytes, recipient: str) -> tuple[int, str]:
         if code < 400:
             code, text = smtp.data(data)
         return code, text.decode()
+
+
+OPERATOR, PASSWORD = "ana@example.com", "correct horse battery"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def add_operator(rt: Runtime, email: str = OPERATOR, password: str = PASSWORD) -> None:
+    from drip import operators
+
+    with rt.sessions() as session, session.begin():
+        operators.add(session, email, password, T0)
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token a console page's forms carry."""
+    found = CSRF.search(page)
+    assert found, page[:500]
+    return found[1]
+
+
+def sign_in(client, email: str = OPERATOR, password: str = PASSWORD) -> str:
+    """Sign a test client in to the console; the CSRF token of its session."""
+    token = csrf_of(client.get("/admin/login").text)
+    form = {"csrf": token, "email": email, "password": password}
+    answer = client.post("/admin/login", data=form, follow_redirects=False)
+    assert answer.status_code == 303, answer.text[:500]
+    return csrf_of(client.get("/admin").text)

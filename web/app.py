@@ -10,6 +10,7 @@ Transactions that write take SQLite's write lock at BEGIN (`Runtime.write_sessio
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, time, timedelta
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import available_timezones
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -39,7 +40,7 @@ from ..runtime import Runtime
 from ..scheduler.schedule import CADENCES, next_lesson_due, zone
 from ..signups import Signup
 from ..stats import database_answers
-from . import webhooks
+from . import admin, webhooks
 from .batches import Batcher
 from .body import BodyLimit, read_fields
 from .headers import EMAIL_PAGE_POLICY, HEADERS, SecurityHeaders
@@ -73,10 +74,12 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/courses/{slug}/{path:path}", pages.course_file),
         Route("/healthz", pages.healthz),
         Route("/metrics", pages.metrics),
+        *admin.routes(runtime),
         *webhooks.routes(runtime),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    handlers = {404: pages.not_found, 500: pages.server_error}
+    handlers: dict[Any, Any] = {404: pages.not_found, 500: pages.server_error,
+                                DBAPIError: pages.database_down}  # fmt: skip
     middleware = [
         Middleware(SecurityHeaders),
         Middleware(
@@ -310,8 +313,25 @@ class Pages:
         return JSONResponse({"status": "ok", "courses": sorted(self.rt.courses)})
 
     def metrics(self, request: Request) -> Response:
+        """Only with DRIP_METRICS_TOKEN, as a bearer token: the figures are not the public's
+        (DRIP_METRICS_LISTEN serves them on an address of their own)."""
+        token = self.rt.settings.metrics_token
+        if not token:
+            raise NotFound
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            return Response("A bearer token is needed.", 401, {"WWW-Authenticate": "Bearer"})
         body, content_type = self.rt.metrics.text(self.rt.sessions, self.clock)
         return Response(body, media_type=content_type)
+
+    async def database_down(self, request: Request, exc: Exception) -> Response:
+        """The database failed under a request: 503, said plainly, and the cause in the log."""
+        log.error("the database failed on %s: %s", request.url.path,
+                  " ".join(str(exc).split())[:300])  # fmt: skip
+        page = self.render(request, "message.html", 503, title="Please try again shortly",
+                           message="The service cannot reach its database just now.")  # fmt: skip
+        page.headers.update(HEADERS)  # this handler runs outside the middleware
+        return page
 
     async def not_found(self, request: Request, exc: Exception) -> Response:
         return self.render(

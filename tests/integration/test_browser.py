@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
+from conftest import T0, make_runtime
 from fleet import start_drip, stop
-from helpers import confirm_path
+from helpers import CAROL, OPERATOR, PASSWORD, add_operator, confirm_path, subscribe, subscription
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -114,3 +116,64 @@ def test_next_lesson_now_from_a_lesson_page_in_chromium(database_url, smtp_serve
         stop(process)
     assert lesson_two.envelope_recipients == ["pace@example.com"]
     assert "Day 2" in lesson_two.message["Subject"]
+
+
+def test_an_operator_finds_a_subscriber_and_retries_a_deferred_lesson_in_chromium(
+    database_url: str, smtp_server, tmp_path: Path
+) -> None:
+    """Sign in, find Carol, read her timeline (the 421 and the Message-ID), retry the lesson
+    the relay deferred: on a phone-sized window, under the Content-Security-Policy."""
+    rt = make_runtime(database_url, tmp_path, smtp_url=smtp_server.url)
+    try:
+        add_operator(rt)
+        carol = subscribe(rt, CAROL)
+        smtp_server.reply_rcpt[CAROL] = "421 4.7.0 Try later"
+        assert rt.dispatcher.run_pass(T0).deferred == 1
+    finally:
+        rt.close()
+    process, base = start_drip("serve", database_url, smtp_server, tmp_path)
+    console: list[str] = []
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 400, "height": 850})
+            page.on("console", lambda message: console.append(message.text))
+            page.goto(f"{base}/admin")
+            page.fill("input[name=email]", OPERATOR)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_selector("text=Recent operator actions")
+            page.click("nav >> text=Subscribers")
+            page.fill("input[name=q]", "CAROL")
+            page.click("text=Find")
+            page.click(f"text={CAROL}")
+            page.wait_for_selector("text=Timeline")
+            assert "421 4.7.0 Try later" in page.content()
+            assert f"&lt;drip.bone-health.{carol}.1." in page.content(), "the Message-ID"
+            page.screenshot(path=tmp_path / "admin-1-timeline.png", full_page=True)
+            page.click("text=Retry now")
+            page.wait_for_selector("text=The delivery is due again now.")
+            assert f"retry by {OPERATOR}" in page.content()
+            page.screenshot(path=tmp_path / "admin-2-retried.png", full_page=True)
+            page.click("nav >> text=Courses")
+            page.click("text=Stronger Bones in Seven Days")
+            page.wait_for_selector("text=Deferred and failed deliveries")
+            assert "421 4.7.0 Try later" in page.content() and "Completion rate" in page.content()
+            page.screenshot(path=tmp_path / "admin-3-course.png", full_page=True)
+            for shown in ("/admin", "/admin/subscribers", f"/admin/subscriptions/{carol}"):
+                page.goto(base + shown)
+                wide = page.evaluate("document.documentElement.scrollWidth")
+                assert wide <= 400, f"{shown} is readable on a phone: nothing wider than it"
+            browser.close()
+    finally:
+        stop(process)
+    assert not [text for text in console if "Content Security Policy" in text], console
+    rt = make_runtime(database_url, tmp_path)
+    try:
+        sub = subscription(rt, carol)
+        assert sub.next_due_at is not None and sub.next_due_at > T0 + timedelta(days=1)
+    finally:
+        rt.close()
+    SHOTS.mkdir(exist_ok=True)
+    for shot in sorted(tmp_path.glob("admin-*.png")):
+        shutil.copy(shot, SHOTS / f"{tmp_path.name}-{shot.name}")

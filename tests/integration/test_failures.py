@@ -106,9 +106,9 @@ def test_retrying_too_long_fails_and_drip_retry_resumes(give_up_env, smtp_server
         capsys.readouterr()
         assert main(["subscribers"]) == 0
         rows = {
-            line.split("\t")[0]: line.split("\t") for line in capsys.readouterr().out.splitlines()
+            line.split("\t")[1]: line.split("\t") for line in capsys.readouterr().out.splitlines()
         }
-        assert rows[ALICE][2] == "failed" and rows[BOB][2] == "active"
+        assert rows[ALICE][3] == "failed" and rows[BOB][3] == "active"
         assert main(["retry", BOB]) == 2, "Bob has nothing to retry"
         assert main(["retry", ALICE, "--course", "bone-health"]) == 0
         assert "due again" in capsys.readouterr().out

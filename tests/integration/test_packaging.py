@@ -30,6 +30,8 @@ def test_the_wheel_installs_one_package_that_works_beside_its_namesakes(tmp_path
     names = set(zipfile.ZipFile(wheel).namelist())
     tops = {name.split("/")[0] for name in names}
     assert {"drip/web/static/drip.css", "drip/web/static/timezone.js"} <= names, "the pages' assets"
+    assert {"drip/web/static/admin.css", "drip/web/templates/admin/login.html",
+            "drip/web/admin/__init__.py"} <= names, "the console"  # fmt: skip
     assert {t for t in tops if not t.endswith(".dist-info")} == {"drip"}
     assert wheel.name.startswith("drip_courses-")
 

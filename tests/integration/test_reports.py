@@ -3,6 +3,7 @@ and the suppressed address gets nothing more, from any course."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -142,8 +143,9 @@ def test_rates_per_course_and_lesson_and_the_warnings(runtime: Runtime, smtp_ser
     assert by_window[("last 7 days", 1)]["complaints"] == 1
     assert any("over the 0.3% limit" in line for line in figures.warnings)
     runtime.clock = lambda: LATER
+    runtime.settings = dataclasses.replace(runtime.settings, metrics_token="m")
     with TestClient(create_app(runtime)) as client:
-        text = client.get("/metrics").text
+        text = client.get("/metrics", headers={"Authorization": "Bearer m"}).text
     assert 'drip_complaint_rate{course="bone-health"} 0.5' in text
     assert 'drip_bounce_rate{course="bone-health"} 0.5' in text
 

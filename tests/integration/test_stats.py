@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
@@ -18,6 +20,7 @@ from drip.web import create_app
 
 from conftest import T0
 from helpers import ALICE, BOB, CAROL, subscribe
+from smtp_server import free_port
 
 
 @pytest.fixture
@@ -72,8 +75,13 @@ def test_stats_command_json_table_and_plot(history: Runtime, tmp_path: Path, cap
 def test_metrics_endpoint_parses_and_counts(history: Runtime) -> None:
     clock = lambda: T0 + timedelta(days=3)  # noqa: E731
     history.clock = clock
+    history.settings = dataclasses.replace(history.settings, metrics_token="s3cret-metrics")
+    history.metrics.observe_pass(0.2, T0 + timedelta(days=2))
     with TestClient(create_app(history)) as client:
-        answer = client.get("/metrics")
+        for wrong in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "s3cret-metrics"}):
+            refused = client.get("/metrics", headers=wrong)
+            assert refused.status_code == 401 and "drip_" not in refused.text
+        answer = client.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics"})
     assert answer.status_code == 200
     samples = {
         (s.name, s.labels.get("course")): s.value
@@ -86,6 +94,29 @@ def test_metrics_endpoint_parses_and_counts(history: Runtime) -> None:
     assert samples[("drip_deferrals_total", "bone-health")] == 1
     assert samples[("drip_due_backlog", "bone-health")] == 2
     assert ("drip_dispatch_pass_seconds_count", None) in samples
+    by_state = {
+        (s.labels["course"], s.labels["state"]): s.value
+        for family in text_string_to_metric_families(answer.text)
+        for s in family.samples
+        if s.name == "drip_subscriptions"
+    }
+    assert by_state == {("bone-health", "active"): 2, ("bone-health", "bounced"): 1}
+    assert (
+        samples[("drip_last_successful_pass_timestamp_seconds", None)]
+        == (T0 + timedelta(days=2)).timestamp()
+    )
+
+
+def test_metrics_are_not_on_the_public_port_but_on_their_own(history: Runtime) -> None:
+    with TestClient(create_app(history)) as client:
+        assert client.get("/metrics").status_code == 404, "no token set: not served at all"
+    port = free_port()
+    stop = history.metrics.serve("127.0.0.1", port, history.sessions, history.clock)
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    finally:
+        stop()
+    assert answer.status_code == 200 and "drip_subscriptions{" in answer.text
 
 
 def test_progress_is_told_of_every_batch(runtime: Runtime, smtp_server) -> None:

@@ -20,9 +20,9 @@ LAYERS = [
     {"emails"},
     {"send", "ratelimit", "webhooks", "bounces", "signing"},
     {"subscriptions", "lookups"},
-    {"suppressions", "reports", "signups", "pace"},
+    {"suppressions", "reports", "signups", "pace", "operators"},
     {"scheduler"},
-    {"stats", "transfer", "rates"},
+    {"stats", "transfer", "rates", "console"},
     {"metrics"},
     {"runtime"},
     {"commands", "web", "receiver"},
@@ -41,6 +41,8 @@ SQL_MODULES = {
     "rates",
     "transfer",
     "models",
+    "operators",
+    "console",
 }
 SQL_NAMES = {"select", "insert", "update", "delete", "text", "func", "case", "tuple_", "and_",
              "or_", "bindparam"}  # fmt: skip

@@ -135,3 +135,33 @@ def test_a_new_time_of_day_keeps_the_snooze() -> None:
     assert change is not None and change.next_due_at == until
     resumed = decide(Facts(S.PAUSED, snoozed_until=until), Event.RESUME, NOW, COURSE)
     assert resumed is not None and resumed.next_due_at == until
+
+
+def test_retry_now_tries_only_a_deferred_lesson_early() -> None:
+    deferred = Facts(S.ACTIVE, retry_attempts=2)
+    change = decide(deferred, Event.RETRY_NOW, NOW, COURSE)
+    assert change is not None and (change.state, change.next_due_at) == (S.ACTIVE, NOW)
+    assert change.retry_attempts is None, "the attempts so far still count towards giving up"
+    assert decide(Facts(S.ACTIVE, retry_attempts=0), Event.RETRY_NOW, NOW, COURSE) is None
+
+
+@pytest.mark.parametrize("state", [S.ACTIVE, S.PAUSED, S.FAILED])
+def test_move_makes_lesson_n_next_at_the_next_send_time(state: S) -> None:
+    change = decide(Facts(state), Event.MOVE, NOW, COURSE, lesson=5)
+    assert change is not None and change.current_day == 4 and change.retry_attempts == 0
+    if state is S.PAUSED:
+        assert (change.state, change.next_due_at) == (S.PAUSED, None)
+    else:  # NOW is 09:00 in New York, the course's send time, a day after the last lesson
+        assert change.state is S.ACTIVE and change.next_due_at == NOW
+    later = decide(Facts(S.ACTIVE), Event.MOVE, NOW + timedelta(hours=1), COURSE, lesson=5)
+    assert later is not None and later.next_due_at == NOW + timedelta(days=1), "no burst"
+
+
+def test_resend_sends_lesson_n_now_and_nothing_outside_the_course() -> None:
+    change = decide(Facts(S.ACTIVE, current_day=3), Event.RESEND, NOW, COURSE)
+    assert change is not None and (change.state, change.next_due_at) == (S.ACTIVE, NOW)
+    assert change.current_day == 2, "by default the last lesson sent goes out again"
+    for lesson in (0, COURSE.total_days + 1, -3):
+        assert decide(Facts(S.ACTIVE), Event.RESEND, NOW, COURSE, lesson=lesson) is None
+        assert decide(Facts(S.ACTIVE), Event.MOVE, NOW, COURSE, lesson=lesson) is None
+    assert decide(Facts(S.ACTIVE), Event.MOVE, NOW, None, lesson=2) is None

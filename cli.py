@@ -15,9 +15,12 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, Operati
 
 from . import __version__
 from .commands import Handler
+from .commands import apikeys as apikey_commands
 from .commands import bounces as bounce_commands
 from .commands import course as course_commands
 from .commands import dns as dns_commands
+from .commands import hooks as hook_commands
+from .commands import privacy as privacy_commands
 from .commands import service as service_commands
 from .commands import subscribers as subscriber_commands
 from .commands import suppress as suppress_commands
@@ -36,7 +39,7 @@ from .runtime import Runtime
 
 GROUPS = (
     course_commands, subscriber_commands, suppress_commands, service_commands, dns_commands,
-    bounce_commands,
+    bounce_commands, apikey_commands, hook_commands, privacy_commands,
 )  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from .course.model import Course
 from .errors import InvalidInput
+from .hooks import announce
 from .models import (
     LIVE_STATES,
     Delivery,
@@ -188,7 +189,8 @@ def _next_lesson_due(sent_at: datetime, timezone: str, send_time: time, interval
 def apply(
     subscription: Subscription, event: Event | str, course: Course | None, now: datetime
 ) -> bool:
-    """Decide and write one subscription's transition, with a log line; False if none."""
+    """Decide and write one subscription's transition, with a log line and its webhook
+    messages; False if none."""
     change = decide(subscription, Event(event), now, course)
     if change is None:
         return False
@@ -197,6 +199,7 @@ def apply(
         setattr(subscription, column, value)
     if previous is not change.state:
         log_transition(subscription.id, subscription.course_slug, previous, change.state)
+    announce(subscription, event, previous, now)  # webhooks, in the same transaction
     return True
 
 

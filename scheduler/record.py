@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..models import DeliveryState
+from ..hooks import HookEvent, enqueue, listening
+from ..models import DeliveryState, SubscriptionState
 from ..send import SendResult, SendStatus
 from ..subscriptions import Event, decide, log_transition
 from .queries import DELIVERIES, SUBSCRIPTIONS, Claim, update_rows
@@ -75,6 +76,8 @@ def record_outcomes(
     deliveries: list[dict[str, Any]] = []
     progress: list[dict[str, Any]] = []
     states: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    hooks: list[HookEvent] = []
+    told = listening(session)  # any webhook endpoint: else no event is built
     for claim, sent in outcomes:
         attempt = claim.retry_attempts + 1
         event = event_of(sent, attempt, retry)
@@ -95,17 +98,42 @@ def record_outcomes(
             done.update(current_day=claim.day, last_sent_at=now)
         progress.append(done)
         states[(claim.state, *columns)].append({"row_id": claim.subscription_id, **columns})
-        _log(event, claim, sent, attempt)
-        if change.state is not claim.state:
-            log_transition(claim.subscription_id, claim.course.slug, claim.state, change.state)
+        _log(event, claim, sent, attempt, change.state)
+        hooks.extend(hook_events(claim, event, change.state, sent) if told else ())
     update_rows(session, DELIVERIES, deliveries)
     update_rows(session, SUBSCRIPTIONS, progress)
     for (state, *_), rows in states.items():
         update_rows(session, SUBSCRIPTIONS, rows, only_in=state)
+    enqueue(session, hooks, now)  # one INSERT for the whole batch, in its transaction
     return result
 
 
-def _log(event: Event, claim: Claim, sent: SendResult, attempt: int) -> None:
+# The webhook events of a send result: lessons (not confirmation emails) sent or given up on.
+LESSON_EVENTS = {Event.SENT: "lesson.sent", Event.GAVE_UP: "lesson.failed"}
+
+
+def hook_events(
+    claim: Claim, event: Event, state: SubscriptionState, sent: SendResult
+) -> list[HookEvent]:
+    """What other systems are told of one result (see hooks.EVENT_TYPES)."""
+    done = claim.day if event is Event.SENT else claim.current_day
+    data = {"subscription_id": claim.subscription_id, "email": claim.recipient.email,
+            "course": claim.course.slug, "state": str(state),
+            "current_day": max(0, done)}  # fmt: skip
+    found = []
+    if event in LESSON_EVENTS and not claim.is_confirmation:
+        lesson = {"day": claim.day, "message_id": claim.message_id, "smtp_reply": sent.reply}
+        found.append((LESSON_EVENTS[event], {**data, **lesson}))
+    if event is Event.SENT and state is SubscriptionState.COMPLETED:
+        found.append(("course.completed", data))
+    if event is Event.BOUNCED:
+        found.append(("subscriber.bounced", {**data, "smtp_reply": sent.reply}))
+    return [HookEvent(kind, body, claim.subscription_id) for kind, body in found]
+
+
+def _log(
+    event: Event, claim: Claim, sent: SendResult, attempt: int, state: SubscriptionState
+) -> None:
     fields = {"event": str(event).replace("gave up", "failed"),
               "subscription_id": claim.subscription_id, "message_id": claim.message_id,
               "day": claim.day, "course": claim.course.slug, "smtp_reply": sent.reply}  # fmt: skip
@@ -120,3 +148,5 @@ def _log(event: Event, claim: Claim, sent: SendResult, attempt: int) -> None:
                   where, attempt, sent.reply, extra=fields)  # fmt: skip
     else:
         log.warning("bounced %s: %s", where, sent.reply, extra=fields)
+    if state is not claim.state:
+        log_transition(claim.subscription_id, claim.course.slug, claim.state, state)

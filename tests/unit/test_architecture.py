@@ -15,12 +15,12 @@ MAX_FUNCTION_LINES = 40
 # library alone, so the subscription rules below the scheduler may use it.
 LAYERS = [
     {"errors", "endpoints", "config", "logs", "scheduler.schedule"},
-    {"models"},
+    {"models", "models_api"},
     {"migrations", "course"},
     {"emails"},
-    {"send", "ratelimit", "webhooks", "bounces", "signing"},
+    {"send", "ratelimit", "webhooks", "bounces", "signing", "hooks"},
     {"subscriptions"},
-    {"suppressions", "reports"},
+    {"suppressions", "reports", "privacy", "apikeys"},
     {"scheduler"},
     {"stats", "transfer", "rates"},
     {"metrics"},
@@ -37,6 +37,9 @@ SQL_MODULES = {
     "rates",
     "transfer",
     "models",
+    "hooks.outbox",
+    "privacy",
+    "apikeys",
 }
 SQL_NAMES = {"select", "insert", "update", "delete", "text", "func", "case", "tuple_", "and_",
              "or_", "bindparam"}  # fmt: skip

@@ -29,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from .. import subscriptions, suppressions
+from .. import privacy, subscriptions, suppressions
 from ..config import Settings
 from ..course import Course
 from ..emails import Recipient
@@ -39,6 +39,7 @@ from ..runtime import Runtime
 from ..scheduler.schedule import next_lesson_due, zone
 from ..stats import database_answers
 from . import webhooks
+from .api import create_api
 from .body import BodyLimit, read_fields
 from .headers import EMAIL_PAGE_POLICY, HEADERS, SecurityHeaders
 from .throttle import Throttle, client_address, trusted_proxies
@@ -69,6 +70,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/healthz", pages.healthz),
         Route("/metrics", pages.metrics),
         *webhooks.routes(runtime),
+        Mount("/api/v1", app=create_api(runtime)),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     handlers = {404: pages.not_found, 500: pages.server_error}
@@ -183,9 +185,12 @@ class Pages:
                 raise NotFound
             course = self.rt.course(sub.course_slug)
             if not posted and sub.state is SubscriptionState.PENDING:
-                return self.render(request, "confirm.html", course=course, sub=sub)
-            if posted:
-                subscriptions.apply(sub, subscriptions.Event.CONFIRM, course, now)
+                return self.render(request, "confirm.html", course=course, sub=sub,
+                                   wording=privacy.wording(course))  # fmt: skip
+            if posted and subscriptions.apply(sub, subscriptions.Event.CONFIRM, course, now):
+                browser = request.headers.get("user-agent", "")
+                privacy.record_consent(session, sub, course, now, source="web",
+                                       ip=self._client(request), user_agent=browser)  # fmt: skip
             local = zone(sub.timezone)
             second = None
             if sub.state is SubscriptionState.ACTIVE and course.total_days > 1:

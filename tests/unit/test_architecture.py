@@ -22,7 +22,7 @@ LAYERS = [
     {"subscriptions"},
     {"suppressions", "reports", "privacy", "apikeys"},
     {"scheduler"},
-    {"stats", "transfer", "rates"},
+    {"stats", "transfer", "rates", "lookup"},
     {"metrics"},
     {"runtime"},
     {"commands", "web", "receiver"},
@@ -40,6 +40,7 @@ SQL_MODULES = {
     "hooks.outbox",
     "privacy",
     "apikeys",
+    "lookup",
 }
 SQL_NAMES = {"select", "insert", "update", "delete", "text", "func", "case", "tuple_", "and_",
              "or_", "bindparam"}  # fmt: skip

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ... import lookup, privacy, stats, subscriptions, suppressions
+from ...errors import InvalidInput
 from ...models import LIVE_STATES, Subscriber, Subscription, SubscriptionState
 from ...runtime import Runtime
 from .fields import (
@@ -42,6 +43,16 @@ def required(data: dict[str, Any], *names: str) -> None:
             raise invalid(f"{name} is required")
 
 
+def email_key(email: str | None) -> str | None:
+    """The address filter of a listing: a query problem (400), like the others."""
+    if email is None:
+        return None
+    try:
+        return Subscriber.key_for(subscriptions.normalize_email(check_encodable(email, "email")))
+    except (InvalidInput, ApiError) as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+
+
 class Routes:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
@@ -68,10 +79,7 @@ class Routes:
         query = request.query_params
         limit, after = query_limit(query.get("limit")), after_cursor(query.get("cursor"))
         course, state = self._course_filter(request), query_state(query.get("state"))
-        email = query.get("email")
-        key = None
-        if email is not None:
-            key = Subscriber.key_for(subscriptions.normalize_email(check_encodable(email, "email")))
+        key = email_key(query.get("email"))
         with self.rt.sessions() as session:
             found = lookup.page(session, after=after, limit=limit + 1, course=course,
                                 state=state, email_key=key)  # fmt: skip

@@ -5,7 +5,8 @@ in the way of sending lessons."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -13,8 +14,8 @@ from drip import subscriptions
 from drip.hooks import outbox
 from drip.runtime import Runtime
 
-from conftest import T0
-from fleet import seed
+from conftest import T0, make_runtime
+from fleet import seed, start_drip, stop
 from helpers import ALICE, BOB, subscribe
 from webhook_receiver import Receiver
 
@@ -150,3 +151,23 @@ def test_bounces_and_completions_are_told(
     runtime.webhooks.run_pass(T0)
     assert receiver.types() == ["course.completed", "subscriber.bounced"]
     assert receiver.received[1].event["data"]["subscription_id"] == bob
+
+
+def test_drip_run_delivers_beside_sending(
+    database_url: str, smtp_server, receiver: Receiver, tmp_path
+) -> None:
+    """The real process: a lesson due now goes out, and its event reaches the receiver."""
+    seed(database_url, 3, "bone-health", datetime.now(UTC) - timedelta(minutes=1))
+    rt = make_runtime(database_url, tmp_path)
+    add_endpoint(rt, receiver, ("lesson.sent",))
+    rt.close()
+    process, _ = start_drip("run", database_url, smtp_server, tmp_path, tick_seconds=0.5,
+                            webhook_tick_seconds=0.2)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(receiver.received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # waiting for the other process
+    finally:
+        log = stop(process)
+    assert sorted(m.event["data"]["subscription_id"] for m in receiver.received) == [1, 2, 3], log
+    assert receiver.refused == []

@@ -7,6 +7,7 @@
 3. Record: in one transaction, a 2xx marks a message delivered; anything else (no answer, a
    redirect, 4xx, 5xx) retries it after an exponential backoff, or gives it up once the backoff
    has used up its give-up time. The leases are given back.
+Each pass first forgets messages delivered or given up on more than KEEP ago.
 A killed worker's leases run out and the next pass takes its messages over; the only duplicate
 possible is a message the receiver took in the instant before the kill, and it has the same
 webhook-id, so the receiver drops it. This runs beside the dispatcher, never in its way.
@@ -31,6 +32,7 @@ from . import outbox
 from .signature import headers
 
 log = logging.getLogger("drip.webhooks")
+KEEP = timedelta(days=14)  # how long delivered and given-up messages stay for operators to read
 # url, body, headers, timeout -> (HTTP status or 0, what went wrong or "")
 Post = Callable[[str, bytes, dict[str, str], float], tuple[int, str]]
 
@@ -58,6 +60,8 @@ class Deliverer:
     def run_pass(self, now: datetime) -> DeliveryResult:
         """Send every message due at `now`, batch after batch."""
         result = DeliveryResult()
+        with Session(writer(self.engine)) as session, session.begin():
+            outbox.prune(session, now - KEEP)
         while claims := self._claim(now):
             answers = self._post_all(claims, now)
             with Session(writer(self.engine)) as session, session.begin():

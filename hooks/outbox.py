@@ -103,9 +103,10 @@ def listening(session: Session, event_type: str | None = None) -> bool:
 def enqueue(session: Session, events: Sequence[HookEvent], now: datetime) -> int:
     """Write a message per event and endpoint that wants it, in the caller's transaction."""
     wanted = _subscribed(session) if events else []
+    stamp = now.isoformat().replace("+00:00", "Z")
     rows = [
         {"endpoint_id": endpoint_id, "webhook_id": new_webhook_id(), "event_type": event.type,
-         "subscription_id": event.subscription_id, "payload": body(event, now),
+         "subscription_id": event.subscription_id, "payload": body(event, stamp),
          "created_at": now, "next_attempt_at": now, "attempts": 0}
         for event in events
         for endpoint_id, types in wanted
@@ -116,9 +117,8 @@ def enqueue(session: Session, events: Sequence[HookEvent], now: datetime) -> int
     return len(rows)
 
 
-def body(event: HookEvent, now: datetime) -> str:
-    """The JSON body: the event's type, when it happened, and its data."""
-    stamp = now.isoformat().replace("+00:00", "Z")
+def body(event: HookEvent, stamp: str) -> str:
+    """The JSON body: the event's type, when it happened (ISO 8601, UTC), and its data."""
     return json.dumps({"type": event.type, "timestamp": stamp, "data": event.data},
                       separators=(",", ":"), ensure_ascii=False)  # fmt: skip
 
@@ -185,6 +185,16 @@ def record(session: Session, answers: Answers, now: datetime) -> None:
                             .values(leased_until=None, **values), rows)  # fmt: skip
     if answers.attempts:
         session.execute(insert(ATTEMPTS), answers.attempts)
+
+
+def prune(session: Session, before: datetime) -> int:
+    """Forget messages delivered or given up on before `before`, with their attempts: the
+    outbox does not grow for ever, nor keep what it told about people."""
+    removed = 0
+    for column in (WebhookMessage.delivered_at, WebhookMessage.failed_at):
+        result = session.execute(delete(WebhookMessage).where(column < before))
+        removed += int(result.rowcount)  # type: ignore[attr-defined]
+    return removed
 
 
 @dataclass(frozen=True)

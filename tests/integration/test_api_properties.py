@@ -101,7 +101,7 @@ def _keys(rt: Runtime) -> dict[str, str]:
     return KEYS[id(rt)]
 
 
-def test_pauses_and_unsubscribes_made_during_a_pass_hold(
+def test_pauses_unsubscribes_and_erasures_made_during_a_pass_hold(
     client: TestClient, runtime: Runtime, database_url: str
 ) -> None:
     seed(database_url, 60, "bone-health", T0)

@@ -76,6 +76,11 @@ def export(session: Session, email: str) -> dict[str, Any] | None:
                       "source": c.source, "agreed_at": _iso(c.agreed_at), "ip": c.ip,
                       "user_agent": c.user_agent, "wording": c.wording}
                      for c in consents(session, ids)],
+        "reports": [{"subscription_id": r.subscription_id, "kind": str(r.kind),
+                     "source": r.source, "status": r.status, "diagnostic": r.diagnostic,
+                     "received_at": _iso(r.received_at)}
+                    for r in session.scalars(select(FeedbackEvent).where(
+                        FeedbackEvent.subscription_id.in_(ids)).order_by(FeedbackEvent.id))],
         "suppression": None if entry is None else {
             "reason": str(entry.reason), "detail": entry.detail,
             "created_at": _iso(entry.created_at)},

@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from drip.hooks import outbox
+from drip.runtime import Runtime
+
 from smtp_server import free_port
 
 
@@ -108,3 +111,13 @@ def receiver() -> Iterator[Receiver]:
     if found.stall is not None:
         found.stall.set()
     found.stop()
+
+
+def add_endpoint(rt: Runtime, receiver: Receiver, events: tuple[str, ...] = ()) -> int:
+    """An endpoint for `receiver` (all events, or those named), its secret told to it."""
+    from conftest import T0  # here: conftest imports this module for its fixture
+
+    with rt.write_sessions() as session, session.begin():
+        endpoint = outbox.add_endpoint(session, receiver.url, list(events), T0)
+        receiver.secret = endpoint.secret
+        return endpoint.id

@@ -17,14 +17,7 @@ from drip.runtime import Runtime
 from conftest import T0, make_runtime
 from fleet import seed, start_drip, stop
 from helpers import ALICE, BOB, subscribe
-from webhook_receiver import Receiver
-
-
-def add_endpoint(rt: Runtime, receiver: Receiver, events: tuple[str, ...] = ()) -> int:
-    with rt.write_sessions() as session, session.begin():
-        endpoint = outbox.add_endpoint(session, receiver.url, list(events), T0)
-        receiver.secret = endpoint.secret
-        return endpoint.id
+from webhook_receiver import Receiver, add_endpoint
 
 
 def unsubscribe(rt: Runtime, sub_id: int, now=T0) -> None:

@@ -8,7 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from alembic import command
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from drip import migrations
@@ -81,4 +82,17 @@ def test_upgrade_turns_given_up_subscriptions_into_failed(empty_url: str) -> Non
                      " :t)"), {"t": naive},
             )  # fmt: skip
     migrations.upgrade(engine)  # again: nothing to do
+    engine.dispose()
+
+
+def test_the_api_tables_come_and_go(empty_url: str) -> None:
+    """0006 (API keys, consents, the webhook outbox) upgrades, downgrades and upgrades again."""
+    engine = make_engine(empty_url)
+    migrations.upgrade(engine)
+    tables = {"api_keys", "consents", "webhook_endpoints", "webhook_messages", "webhook_attempts"}
+    assert tables <= set(inspect(engine).get_table_names())
+    command.downgrade(migrations.alembic_config(engine), "0003")
+    assert not tables & set(inspect(engine).get_table_names())
+    migrations.upgrade(engine)
+    assert tables <= set(inspect(engine).get_table_names())
     engine.dispose()

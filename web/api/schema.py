@@ -26,7 +26,10 @@ def _errors(*statuses: int) -> dict[str, Any]:
     words = {400: "Bad query or body", 401: "No live API key", 403: "The key's scope is read",
              404: "Not found", 409: "Not allowed in the subscription's state",
              413: "Body too large", 422: "A field's value is refused"}  # fmt: skip
-    return {str(s): _json(_ref("Error"), words[s]) for s in (401, 400, *statuses)}
+    found = {str(s): _json(_ref("Error"), words[s]) for s in (401, 400, *statuses)}
+    if 413 in statuses:  # refused before the API reads the body, by the web app's size limit
+        found["413"] = {"description": words[413], "content": {"text/plain": {"schema": STRING}}}
+    return found
 
 
 def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -189,8 +189,7 @@ def _next_lesson_due(sent_at: datetime, timezone: str, send_time: time, interval
 def apply(
     subscription: Subscription, event: Event | str, course: Course | None, now: datetime
 ) -> bool:
-    """Decide and write one subscription's transition, with a log line and its webhook
-    messages; False if none."""
+    """Decide and write one subscription's transition (a log line, webhooks); False if none."""
     change = decide(subscription, Event(event), now, course)
     if change is None:
         return False
@@ -285,24 +284,36 @@ def subscribe(
     timezone: str | None = None, confirmed: bool = False, then: Event | None = None,
 ) -> Subscription:  # fmt: skip
     """The live subscription of `email` to `course`, created pending (or active if `confirmed`),
-    with `then` applied to it (REQUEST: its confirmation email is due).
+    with `then` applied to it (REQUEST: its confirmation email is due); see `enrol`."""
+    address = normalize_email(email)
+    subscriber = find_subscriber(session, address)
+    live = live_subscription(session, subscriber.id, course.slug) if subscriber else None
+    subscription = enrol(session, course, address, subscriber, live, now=now, name=name,
+                         timezone=timezone, confirmed=confirmed, then=then)  # fmt: skip
+    session.flush()  # one flush writes the rows as they end up, and gives the caller its id
+    return subscription
+
+
+def enrol(
+    session: Session, course: Course, address: str, subscriber: Subscriber | None,
+    live: Subscription | None, *, now: datetime, name: str = "", timezone: str | None = None,
+    confirmed: bool = False, then: Event | None = None,
+) -> Subscription:  # fmt: skip
+    """`subscribe` once the address's subscriber and live subscription are looked up (a batch
+    of signups looks them all up at once); nothing is flushed unless an id is needed.
 
     An address already pending, active, paused or failed keeps its subscription as it is; an
     ended one (unsubscribed, bounced, completed) starts again from lesson 1 as a new
     subscription. A known subscriber's name is never changed here: anyone may type any address,
     so changes go through the preferences link only. A new address costs two INSERTs."""
-    address = normalize_email(email)
     zone_name = check_timezone(timezone or course.timezone)
     name = check_name(name)
-    subscriber = find_subscriber(session, address)
-    subscription = None
     if subscriber is None:
         subscriber = Subscriber(
             email=address, email_key=Subscriber.key_for(address), name=name, created_at=now
         )
         session.add(subscriber)
-    else:
-        subscription = live_subscription(session, subscriber.id, course.slug)
+    subscription = live
     if subscription is None:
         subscription = Subscription(
             subscriber=subscriber, course_slug=course.slug, state=State.PENDING, current_day=0,
@@ -313,7 +324,6 @@ def subscribe(
         if subscription.id is None and event is Event.CONFIRM:
             session.flush()  # its id, for the log line of its activation
         apply(subscription, event, course, now)
-    session.flush()  # one flush writes the rows as they end up, and gives the caller its id
     return subscription
 
 
@@ -337,17 +347,9 @@ def live_subscription(
 
 def ever_subscribed(session: Session, subscriber_id: int, course_slug: str) -> bool:
     """Whether the subscriber has any subscription to the course, live or ended."""
-    return (
-        session.scalar(
-            select(Subscription.id)
-            .where(
-                Subscription.subscriber_id == subscriber_id,
-                Subscription.course_slug == course_slug,
-            )
-            .limit(1)
-        )
-        is not None
-    )
+    query = select(Subscription.id).where(Subscription.subscriber_id == subscriber_id,
+                                          Subscription.course_slug == course_slug)  # fmt: skip
+    return session.scalar(query.limit(1)) is not None
 
 
 def find_live(

@@ -26,6 +26,7 @@ import httpx
 from common import NOW, ROOT, Database, Sink, free_port
 
 DRIP = str(Path(sys.executable).parent / "drip")
+SETUPS = (("sqlite", 1), ("postgresql", 1), ("postgresql", 4))
 SIGNUP_SCRIPT = """
 local n = 0
 function setup(thread) thread:set("id", tostring(math.random(1, 1e9))) end
@@ -164,6 +165,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--backlog", type=int, default=20_000, help="lessons due meanwhile")
+    parser.add_argument("--only", choices=[f"{k}-{w}" for k, w in SETUPS],
+                        help="one set-up only, and not the slow relay")  # fmt: skip
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench/web.py needs wrk: apt-get install wrk")
@@ -173,10 +176,14 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
-        for kind, workers in (("sqlite", 1), ("postgresql", 1), ("postgresql", 4)):
+        for kind, workers in SETUPS:
+            if args.only not in (None, f"{kind}-{workers}"):
+                continue
             sub = Path(folder) / f"{kind}-{workers}"
             sub.mkdir()
             print(run(kind, workers, args.backlog, args.seconds, sub), flush=True)
+        if args.only:
+            return
         print("\n| drip run, relay 0.5 s a message | signups | /healthz probes | p99 ms | max ms "
               "| failed | messages the relay took |")  # fmt: skip
         print("|---|---|---|---|---|---|---|")

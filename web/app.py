@@ -11,13 +11,13 @@ Transactions that write take SQLite's write lock at BEGIN (`Runtime.write_sessio
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import available_timezones
 
-from anyio import CapacityLimiter, to_thread
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from .. import privacy, subscriptions, suppressions
+from .. import privacy, signups, subscriptions
 from ..config import Settings
 from ..course import Course
 from ..emails import Recipient
@@ -37,9 +37,11 @@ from ..errors import InvalidInput, RenderError, UnknownCourse
 from ..models import LIVE_STATES, Subscription, SubscriptionState
 from ..runtime import Runtime
 from ..scheduler.schedule import next_lesson_due, zone
+from ..signups import Signup
 from ..stats import database_answers
 from . import webhooks
 from .api import create_api
+from .batches import Batcher
 from .body import BodyLimit, read_fields
 from .headers import EMAIL_PAGE_POLICY, HEADERS, SecurityHeaders
 from .throttle import Throttle, client_address, trusted_proxies
@@ -97,7 +99,7 @@ class Pages:
         self.per_client = Throttle(runtime.settings.signup_limit_per_client, hour)
         self.per_address = Throttle(runtime.settings.signup_limit_per_address, hour)
         self.trusted_proxies = trusted_proxies(runtime.settings.trusted_proxies)
-        self.signups: CapacityLimiter | None = None  # made in the event loop, on first use
+        self.signups = Batcher(self._write_signups, alone_on=(IntegrityError,))
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         context.setdefault("courses", sorted(self.rt.courses.values(), key=lambda c: c.title))
@@ -107,14 +109,9 @@ class Pages:
         return self.render(request, "index.html", zones=ZONES, values={}, errors={})
 
     async def subscribe(self, request: Request) -> Response:
+        """Checked on the event loop (in memory, no I/O), then written with the other signups
+        that arrive meanwhile (web/batches.py); the answer is the same for every address."""
         wants_json, fields = await read_fields(request)
-        if self.signups is None:
-            self.signups = CapacityLimiter(self.rt.settings.web_signup_threads)
-        return await to_thread.run_sync(
-            self._subscribe, request, wants_json, fields, limiter=self.signups
-        )
-
-    def _subscribe(self, request: Request, wants_json: bool, fields: dict[str, str]) -> Response:
         now = self.clock()
         if not self.per_client.allow(self._client(request), now):
             return self._answer(request, wants_json, 429, errors={"form": "Too many requests."})
@@ -123,19 +120,16 @@ class Pages:
             return self._answer(request, wants_json, 422, errors=errors, values=fields)
         if not self.per_address.allow(address.casefold(), now):
             return self._answer(request, wants_json, 429, errors={"email": "Too many requests."})
-        with self.rt.write_sessions() as session, session.begin():
-            if suppressions.is_suppressed(session, address):  # answered like any other signup
-                return self._answer(request, wants_json, 200, course=course)
-            sub = subscriptions.subscribe(
-                session, course, address, now=now, name=fields.get("name", ""),
-                timezone=fields.get("timezone") or None, then=subscriptions.Event.REQUEST,
-            )  # fmt: skip
-            pending = sub.state is SubscriptionState.PENDING
-            if pending:  # queued in this transaction; an active subscriber gets nothing new
-                sub.created_at = now  # a fresh confirmation link lasts the full expiry again
-        if pending:
-            self.rt.wake()
+        signup = Signup(course, address, fields.get("name", ""), fields.get("timezone") or None)
+        await self.signups.submit(signup)
         return self._answer(request, wants_json, 200, course=course)
+
+    def _write_signups(self, batch: Sequence[Signup]) -> list[bool]:
+        with self.rt.write_sessions() as session, session.begin():
+            due = signups.write(session, batch, self.clock())
+        if any(due):
+            self.rt.wake()
+        return due
 
     def _client(self, request: Request) -> str:
         peer = request.client.host if request.client else "unknown"

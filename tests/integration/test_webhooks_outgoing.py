@@ -164,3 +164,23 @@ def test_drip_run_delivers_beside_sending(
         log = stop(process)
     assert sorted(m.event["data"]["subscription_id"] for m in receiver.received) == [1, 2, 3], log
     assert receiver.refused == []
+
+
+def test_a_lesson_given_up_on_is_told(
+    database_url: str, tmp_path, smtp_server, receiver: Receiver
+) -> None:
+    rt = make_runtime(database_url, tmp_path, smtp_url=smtp_server.url, retry_give_up_seconds=1)
+    try:
+        add_endpoint(rt, receiver, ("lesson.failed",))
+        sub_id = subscribe(rt, ALICE)
+        smtp_server.fail_all = "451 4.3.0 try again later"
+        assert rt.dispatcher.run_pass(T0).deferred == 1  # retried: nobody is told yet
+        later = T0 + timedelta(hours=1)
+        assert rt.dispatcher.run_pass(later).failed == 1  # past the give-up time
+        rt.webhooks.run_pass(later)
+    finally:
+        rt.close()
+    (message,) = receiver.received
+    data = message.event["data"]
+    assert message.event["type"] == "lesson.failed" and data["subscription_id"] == sub_id
+    assert data["day"] == 1 and data["state"] == "failed" and "451" in data["smtp_reply"]

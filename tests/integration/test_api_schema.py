@@ -4,6 +4,7 @@ writes requests from the document (valid ones and broken ones), and every answer
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +20,13 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sqlalchemy import create_engine, text
 
 from drip import apikeys, migrations
 from drip.models import make_engine
 from drip.runtime import Runtime
 
-from conftest import T0, make_runtime
+from conftest import POSTGRES_URL, T0, make_runtime
 from fleet import start_drip, stop
 from helpers import ALICE, BOB, subscribe
 from smtp_server import SMTPServer
@@ -42,11 +44,29 @@ class LiveApi:
         return {"Authorization": f"Bearer {self.key}"}
 
 
-@pytest.fixture(scope="module")
-def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
-    """`drip serve` on a SQLite database holding a write key and two subscriptions."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def live_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveApi]:
+    """`drip serve` on a database holding a write key and two subscriptions."""
     folder: Path = tmp_path_factory.mktemp("api")
+    schema = f"drip_api_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
     url = f"sqlite:///{folder / 'drip.db'}"
+    if request.param == "postgresql":
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    try:
+        yield from _serving(url, folder)
+    finally:
+        if request.param == "postgresql":
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _serving(url: str, folder: Path) -> Iterator[LiveApi]:
     engine = make_engine(url)
     migrations.upgrade(engine)
     engine.dispose()

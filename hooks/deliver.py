@@ -112,15 +112,14 @@ class Deliverer:
             if 200 <= status < 300:
                 answers.delivered.append(claim.id)
                 continue
-            retry_at = self._failed(claim, status, error, now, answers)
+            retry_at = self._failed(claim, error, now, answers)
             answers.held.extend((later.id, retry_at) for later in claims[index + 1 :])
             break
         return answers
 
     def _failed(
-        self, claim: outbox.Claimed, status: int, error: str, now: datetime,
-        answers: outbox.Answers,
-    ) -> datetime:  # fmt: skip
+        self, claim: outbox.Claimed, error: str, now: datetime, answers: outbox.Answers
+    ) -> datetime:
         """Retry a message that failed after a backoff, or give it up; when it comes next."""
         attempt = claim.attempts + 1
         retry_at = now + self.retry.delay(attempt)

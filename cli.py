@@ -16,10 +16,13 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError, Operati
 from . import __version__
 from .commands import Handler
 from .commands import admin as admin_commands
+from .commands import apikeys as apikey_commands
 from .commands import bounces as bounce_commands
 from .commands import course as course_commands
 from .commands import dns as dns_commands
 from .commands import edits as edit_commands
+from .commands import hooks as hook_commands
+from .commands import privacy as privacy_commands
 from .commands import schedule as schedule_commands
 from .commands import service as service_commands
 from .commands import subscribers as subscriber_commands
@@ -39,7 +42,8 @@ from .runtime import Runtime
 
 GROUPS = (
     course_commands, subscriber_commands, suppress_commands, service_commands, dns_commands,
-    bounce_commands, schedule_commands, edit_commands, admin_commands,
+    bounce_commands, schedule_commands, edit_commands, admin_commands, apikey_commands,
+    hook_commands, privacy_commands,
 )  # fmt: skip
 
 

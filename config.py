@@ -80,6 +80,12 @@ class Settings:
     postmark_webhook_password: str | None = None
     mailgun_signing_key: str | None = None  # Mailgun's HTTP webhook signing key
     sendgrid_public_key: str | None = None  # SendGrid's verification key, base64 DER
+    # Outgoing webhooks (hooks/): how often the outbox is read, and how messages are retried.
+    webhook_tick_seconds: float = 5.0
+    webhook_timeout_seconds: float = 10.0  # per request to an endpoint
+    webhook_retry_base_seconds: float = 30.0  # the first retry's delay, doubled per failure
+    webhook_retry_ceiling_seconds: float = 3600.0  # the longest delay between two retries
+    webhook_give_up_seconds: float = 3 * 86400.0  # backoff after which a message is given up
     # Returned mail (bounces, complaints): VERP envelope senders, the receiver, a bounce mailbox.
     bounce_domain: str | None = None  # of the VERP return paths; unset: each course's sender's
     bounce_listen: str | None = None  # host:port where `drip run` also takes returned mail (SMTP)

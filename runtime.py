@@ -6,6 +6,7 @@ The CLI and the web app both start from a Runtime, so each part is configured in
 from __future__ import annotations
 
 import random
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from .config import Settings, sns_trusted_cas
 from .course import Course, load_courses
 from .emails import LessonRenderer, Links
 from .errors import DripError, UnknownCourse
+from .hooks import Deliverer
 from .metrics import Metrics
 from .models import make_engine, make_sessionmaker, writer
 from .scheduler.dispatch import Dispatcher, RetryPolicy
@@ -48,6 +50,31 @@ def https_get(url: str) -> bytes:
     if len(body) > HTTP_MAX_BYTES:
         raise ValueError(f"answer over {HTTP_MAX_BYTES} bytes")
     return body
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook endpoint that redirects has not taken the message: its 3xx is the answer."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+WEBHOOK_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def http_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, str]:
+    """POST `body` to a webhook endpoint: (HTTP status, "") or (status or 0, what went wrong).
+    Redirects are not followed; the answer's body is not read beyond a few bytes."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with WEBHOOK_OPENER.open(request, timeout=timeout) as answer:
+            answer.read(1024)
+            return int(answer.status), ""
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return int(exc.code), f"HTTP {exc.code} {exc.reason}"
+    except (OSError, ValueError) as exc:  # refused, timed out, TLS, a malformed answer
+        return 0, f"{type(exc).__name__}: {exc}"
 
 
 class Runtime:
@@ -160,6 +187,20 @@ class Runtime:
             verp_secret=self.settings.secret_key,
             bounce_domain=self.settings.bounce_domain,
         )
+
+    @cached_property
+    def webhooks(self) -> Deliverer:
+        """The delivery pass of outgoing webhooks, beside (never inside) the dispatcher."""
+        settings = self.settings
+        return Deliverer(
+            engine=self.engine, post=http_post, timeout=settings.webhook_timeout_seconds,
+            retry=RetryPolicy(
+                base=timedelta(seconds=settings.webhook_retry_base_seconds),
+                ceiling=timedelta(seconds=settings.webhook_retry_ceiling_seconds),
+                give_up=timedelta(seconds=settings.webhook_give_up_seconds),
+                rng=random.Random(),
+            ),
+        )  # fmt: skip
 
     @cached_property
     def sns_certificates(self) -> CertificateCache:

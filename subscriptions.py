@@ -20,15 +20,16 @@ from sqlalchemy import ColumnElement, and_
 from sqlalchemy.orm import Session
 
 from .course.model import Course
+from .finders import by_token as by_token
+from .finders import ever_subscribed as ever_subscribed
+from .finders import find_failed as find_failed
+from .finders import find_live as find_live
+from .finders import find_subscriber as find_subscriber
+from .finders import live_subscription as live_subscription
+from .hooks import announce
 from .inputs import check_name as check_name
 from .inputs import check_timezone as check_timezone
 from .inputs import normalize_email as normalize_email
-from .lookups import by_token as by_token
-from .lookups import ever_subscribed as ever_subscribed
-from .lookups import find_failed as find_failed
-from .lookups import find_live as find_live
-from .lookups import find_subscriber as find_subscriber
-from .lookups import live_subscription as live_subscription
 from .models import StateChange, Subscriber, Subscription, SubscriptionState
 from .scheduler.schedule import (
     Cadence,
@@ -268,8 +269,9 @@ def apply(
     subscription: Subscription, event: Event | str, course: Course | None, now: datetime, *,
     by: str = "", lesson: int | None = None, target: int = 0,
 ) -> bool:  # fmt: skip
-    """Decide and write one subscription's transition, with a log line and, when its state
-    changes, a row of its history naming `by` (who asked); False if nothing changes."""
+    """Decide and write one subscription's transition, with a log line, its webhook messages
+    and, when its state changes, a row of its history naming `by` (who asked); False if
+    nothing changes."""
     change = decide(subscription, Event(event), now, course, lesson=lesson, target=target)
     if change is None:
         return False
@@ -282,6 +284,7 @@ def apply(
         subscription.changes.add(row)
     if previous is not change.state:
         log_transition(subscription.id, subscription.course_slug, previous, change.state)
+    announce(subscription, event, previous, now)  # webhooks, in the same transaction
     return True
 
 

@@ -9,7 +9,11 @@ With --dkim every message is signed (RSA-2048, plus Ed25519 with --dkim rsa+ed25
 keys made for the run; the raw rate is then measured with messages signed beforehand (the same
 bytes on the wire), and the signing cost per message is printed beside it.
 
-    .venv/bin/python bench/dispatch.py --subscribers 20000 --db sqlite [--dkim]
+With --webhooks N, N webhook endpoints take every event, so each batch also writes its
+lesson.sent messages to the outbox (nothing delivers them during the run): the cost of events
+on the sending path.
+
+    .venv/bin/python bench/dispatch.py --subscribers 20000 --db sqlite [--dkim] [--webhooks 1]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from drip.config import Settings
 from drip.emails import Outgoing, Recipient
+from drip.hooks import outbox
 from drip.models import new_token
 from drip.runtime import Runtime
 
@@ -97,6 +102,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=2, help="parallel SMTP connections")
     parser.add_argument("--dkim", nargs="?", const="rsa", choices=("rsa", "rsa+ed25519"),
                         help="sign every message (RSA-2048, or RSA-2048 and Ed25519)")  # fmt: skip
+    parser.add_argument("--webhooks", type=int, default=0, help="webhook endpoints (events)")
     args = parser.parse_args()
 
     sink = Sink()
@@ -116,6 +122,9 @@ def main() -> None:
             slug = next(iter(rt.courses))
             seconds = db.seed(args.subscribers, slug, due_at=NOW)
             print(f"seeded {args.subscribers:,} subscribers on {args.db} in {seconds:.1f} s")
+            with rt.write_sessions() as session, session.begin():
+                for _ in range(args.webhooks):  # nothing listens there; only the writes count
+                    outbox.add_endpoint(session, "http://127.0.0.1:9/hooks", [], NOW)
             prebuilt, sign_cost = signed(rt, raw_messages(rt, args.raw_messages))
             raw_before = raw_rate(sink.port, prebuilt)
             print(
@@ -137,7 +146,11 @@ def main() -> None:
                 f"dispatch: {result.sent:,} lessons in {elapsed:.1f} s = {rate:,.0f} lessons/s "
                 f"(deferred {result.deferred}, bounced {result.bounced})"
             )
-            print(f"ratio dispatch/raw: {rate / raw:.2f}, DKIM {args.dkim or 'off'}")
+            print(f"ratio dispatch/raw: {rate / raw:.2f}, DKIM {args.dkim or 'off'}, "
+                  f"webhook endpoints {args.webhooks}")  # fmt: skip
+            if args.webhooks:
+                with rt.sessions() as session:
+                    print(f"webhook messages written: {outbox.pending_count(session):,}")
             if args.dkim:
                 print(f"DKIM signing per message: {sign_cost * 1e6:,.0f} us ({args.dkim}), "
                       f"{sign_cost * raw:.2f} of the sink's time per message")  # fmt: skip

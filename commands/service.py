@@ -17,7 +17,7 @@ from ..endpoints import parse_listen
 from ..errors import EXIT_NOTHING_SENT, EXIT_OK, DripError, InvalidInput
 from ..runtime import Runtime
 from ..scheduler.dispatch import Dispatcher, PassResult
-from ..scheduler.runner import Waker, run_forever, start_scheduler
+from ..scheduler.runner import Periodic, Waker, add_periodic, run_forever, start_scheduler
 from . import AddParser, add_now, now_of, out
 from .bounces import receiver
 from .progress import progress
@@ -92,9 +92,15 @@ def metrics_server(rt: Runtime) -> Iterator[None]:
 def _run_service(args: argparse.Namespace, rt: Runtime) -> None:
     if args.no_web:
         run_forever(rt.dispatcher, rt.settings.tick_seconds, clock=rt.clock,
-                    observe=rt.metrics.observe_pass)  # fmt: skip
+                    observe=rt.metrics.observe_pass, also=(webhook_job(rt),))  # fmt: skip
         return
     _serve_beside(args, rt, rt.dispatcher)
+
+
+def webhook_job(rt: Runtime) -> Periodic:
+    """The webhook delivery pass, run beside the dispatcher in `drip run` and `drip serve`."""
+    return ("webhook deliveries", lambda: rt.webhooks.run_pass(rt.clock()),
+            rt.settings.webhook_tick_seconds)  # fmt: skip
 
 
 def cmd_serve(args: argparse.Namespace, rt: Runtime) -> int:
@@ -110,6 +116,7 @@ def _serve_beside(args: argparse.Namespace, rt: Runtime, dispatcher: Dispatcher)
     rt.waker = Waker()
     scheduler = start_scheduler(dispatcher, rt.settings.tick_seconds, rt.clock,
                                 rt.metrics.observe_pass, rt.waker)  # fmt: skip
+    add_periodic(scheduler, *webhook_job(rt))
     try:
         _serve(args, rt)
     finally:

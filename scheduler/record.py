@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ..hooks import HookEvent, enqueue, listening
 from ..models import DeliveryState, SubscriptionState
 from ..send import SendResult, SendStatus
 from ..subscriptions import Event, decide, log_transition
@@ -76,6 +77,8 @@ def record_outcomes(
     progress: list[dict[str, Any]] = []
     states: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     history: list[dict[str, Any]] = []  # the changes of state, for the console's timeline
+    hooks: list[HookEvent] = []
+    told = listening(session)  # any webhook endpoint: else no event is built
     for claim, sent in outcomes:
         attempt = claim.retry_attempts + 1
         event = event_of(sent, attempt, retry)
@@ -90,21 +93,29 @@ def record_outcomes(
                            "smtp_reply": sent.reply[:500], "updated_at": now,
                            "sent_at": now if event is Event.SENT else None})  # fmt: skip
         columns = change.columns()
-        done = {"row_id": claim.subscription_id, "leased_until": None,
-                "retry_attempts": columns.pop("retry_attempts", claim.retry_attempts)}  # fmt: skip
-        if event is Event.SENT and not claim.is_confirmation:
-            done.update(current_day=claim.day, last_sent_at=now)
-        progress.append(done)
+        progress.append(_progress(claim, event, columns.pop("retry_attempts", None), now))
         states[(claim.state, *columns)].append({"row_id": claim.subscription_id, **columns})
         _log(event, claim, sent, attempt)
         if change.state is not claim.state:
             history.append(_transition(claim, change.state, event, now))
+        hooks.extend(hook_events(claim, event, change.state, sent) if told else ())
     update_rows(session, DELIVERIES, deliveries)
     add_state_changes(session, history)
     update_rows(session, SUBSCRIPTIONS, progress)
     for (state, *_), rows in states.items():
         update_rows(session, SUBSCRIPTIONS, rows, only_in=state)
+    enqueue(session, hooks, now)  # one INSERT for the whole batch, in its transaction
     return result
+
+
+def _progress(claim: Claim, event: Event, attempts: int | None, now: datetime) -> dict[str, Any]:
+    """What every result writes, whatever the state: the lease ends, the attempts so far, and
+    the lesson reached when one went out."""
+    done: dict[str, Any] = {"row_id": claim.subscription_id, "leased_until": None,
+            "retry_attempts": claim.retry_attempts if attempts is None else attempts}  # fmt: skip
+    if event is Event.SENT and not claim.is_confirmation:
+        done.update(current_day=claim.day, last_sent_at=now)
+    return done
 
 
 def _transition(
@@ -114,6 +125,29 @@ def _transition(
     log_transition(claim.subscription_id, claim.course.slug, claim.state, state)
     return {"subscription_id": claim.subscription_id, "at": now, "by": "",
             "previous": str(claim.state), "state": str(state), "event": str(event)}  # fmt: skip
+
+
+# The webhook events of a send result: lessons (not confirmation emails) sent or given up on.
+LESSON_EVENTS = {Event.SENT: "lesson.sent", Event.GAVE_UP: "lesson.failed"}
+
+
+def hook_events(
+    claim: Claim, event: Event, state: SubscriptionState, sent: SendResult
+) -> list[HookEvent]:
+    """What other systems are told of one result (see hooks.EVENT_TYPES)."""
+    done = claim.day if event is Event.SENT else claim.current_day
+    data = {"subscription_id": claim.subscription_id, "email": claim.recipient.email,
+            "course": claim.course.slug, "state": str(state),
+            "current_day": max(0, done)}  # fmt: skip
+    found = []
+    if event in LESSON_EVENTS and not claim.is_confirmation:
+        lesson = {"day": claim.day, "message_id": claim.message_id, "smtp_reply": sent.reply}
+        found.append((LESSON_EVENTS[event], {**data, **lesson}))
+    if event is Event.SENT and state is SubscriptionState.COMPLETED:
+        found.append(("course.completed", data))
+    if event is Event.BOUNCED:
+        found.append(("subscriber.bounced", {**data, "smtp_reply": sent.reply}))
+    return [HookEvent(kind, body, claim.subscription_id) for kind, body in found]
 
 
 def _log(event: Event, claim: Claim, sent: SendResult, attempt: int) -> None:

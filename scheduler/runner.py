@@ -103,6 +103,26 @@ def start_scheduler(
     return scheduler
 
 
+def add_periodic(
+    scheduler: BackgroundScheduler, name: str, job: Callable[[], object], interval_seconds: float
+) -> None:
+    """Another job beside the dispatch pass (the webhook deliveries), at once and then every
+    `interval_seconds`, in a thread of its own: however long it takes, passes go on."""
+
+    def guarded() -> None:
+        try:
+            job()
+        except Exception:
+            log.exception("%s failed; trying again at the next tick", name)
+
+    scheduler.add_job(guarded, IntervalTrigger(seconds=interval_seconds), id=name, name=name,
+                      coalesce=True, max_instances=1, misfire_grace_time=None,
+                      next_run_time=datetime.now(UTC))  # fmt: skip
+
+
+Periodic = tuple[str, Callable[[], object], float]  # name, job, interval in seconds
+
+
 def run_forever(
     dispatcher: Dispatcher,
     interval_seconds: float,
@@ -110,14 +130,17 @@ def run_forever(
     stop: threading.Event | None = None,
     clock: Clock,
     observe: Observe,
+    also: tuple[Periodic, ...] = (),
 ) -> None:
-    """Run dispatch passes until SIGINT/SIGTERM (or `stop` is set); a pass under way is
-    finished before returning."""
+    """Run dispatch passes (and the jobs `also` names) until SIGINT/SIGTERM (or `stop` is
+    set); a pass under way is finished before returning."""
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
     scheduler = start_scheduler(dispatcher, interval_seconds, clock, observe)
+    for name, job, seconds in also:
+        add_periodic(scheduler, name, job, seconds)
     stop.wait()
     log.info("stopping: finishing the pass under way")
     scheduler.shutdown(wait=True)

@@ -26,6 +26,7 @@ from drip.web import create_app
 
 from imap_server import imap_server  # noqa: F401  (a fixture)
 from smtp_server import smtp_server, smtputf8_server  # noqa: F401  (fixtures)
+from webhook_receiver import receiver  # noqa: F401  (a fixture)
 
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # the test SMTP server's chatter
 

@@ -30,7 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from .. import pace, signups, subscriptions
+from .. import pace, privacy, signups, subscriptions
 from ..config import Settings
 from ..course import Course
 from ..emails import Recipient
@@ -41,6 +41,7 @@ from ..scheduler.schedule import CADENCES, next_lesson_due, zone
 from ..signups import Signup
 from ..stats import database_answers
 from . import admin, webhooks
+from .api import create_api
 from .batches import Batcher
 from .body import BodyLimit, read_fields
 from .headers import EMAIL_PAGE_POLICY, HEADERS, SecurityHeaders
@@ -76,6 +77,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/metrics", pages.metrics),
         *admin.routes(runtime),
         *webhooks.routes(runtime),
+        Mount("/api/v1", app=create_api(runtime)),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     handlers: dict[Any, Any] = {404: pages.not_found, 500: pages.server_error,
@@ -183,8 +185,13 @@ class Pages:
                 raise NotFound
             course = self.rt.course(sub.course_slug)
             if not posted and sub.state is SubscriptionState.PENDING:
-                return self.render(request, "confirm.html", course=course, sub=sub)
+                return self.render(request, "confirm.html", course=course, sub=sub,
+                                   wording=privacy.wording(course))  # fmt: skip
             confirmed = posted and subscriptions.apply(sub, "confirm", course, now)
+            if confirmed:
+                browser = request.headers.get("user-agent", "")
+                privacy.record_consent(session, sub, course, now, source="web",
+                                       ip=self._client(request), user_agent=browser)  # fmt: skip
             local = zone(sub.timezone)
             second = None
             if sub.state is SubscriptionState.ACTIVE and course.total_days > 1:

@@ -31,6 +31,9 @@ LIKELY = {  # per argument, values that get past the first checks, so commands r
     "day": ["1", "7", "8"], "tz": ["Europe/Paris", "Asia/Tokyo"], "name": ["Ana", "=SUM(1)"],
     "file": ["list.csv", "-"], "output": ["out.csv", "-", "previews"], "path": [".", "x"],
     "plot": ["x.png", "x.xyz"],
+    # webhook endpoints on loopback only (nothing listens on the discard port)
+    "target": ["http://127.0.0.1:9/hooks", "1", "2"], "id": ["1", "2"],
+    "events": ["lesson.sent", "subscriber.confirmed,course.completed", "lesson"],
 }  # fmt: skip
 
 

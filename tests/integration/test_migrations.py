@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from drip import migrations
@@ -125,4 +125,16 @@ def test_the_console_tables_come_and_go_with_revision_0005(empty_url: str) -> No
     assert not console_tables & set(inspect(engine).get_table_names())
     migrations.upgrade(engine)
     assert console_tables <= set(inspect(engine).get_table_names())
+
+
+def test_the_api_tables_come_and_go(empty_url: str) -> None:
+    """0006 (API keys, consents, the webhook outbox) upgrades, downgrades and upgrades again."""
+    engine = make_engine(empty_url)
+    migrations.upgrade(engine)
+    tables = {"api_keys", "consents", "webhook_endpoints", "webhook_messages", "webhook_attempts"}
+    assert tables <= set(inspect(engine).get_table_names())
+    command.downgrade(migrations.alembic_config(engine), "0005")
+    assert not tables & set(inspect(engine).get_table_names())
+    migrations.upgrade(engine)
+    assert tables <= set(inspect(engine).get_table_names())
     engine.dispose()

@@ -101,13 +101,9 @@ class DeliveryCollector(Collector):
         backlog = GaugeMetricFamily(
             "drip_due_backlog", "Active subscriptions whose next lesson is due", labels=["course"]
         )
-        reported = {
-            kind: GaugeMetricFamily(f"drip_{kind}_rate", f"Reported {kind}s per lesson sent, "
-                                    f"over the last {rates.LAST_SENDS} sends", labels=["course"])
-            for kind in ("bounce", "complaint")
-        }  # fmt: skip
         with self.sessions() as session:
             actions = _pace_actions(session)
+            reported = _reported_rates(session, self.clock())
             for slug, counts in stats.delivery_counts(session).items():
                 for state in ("sent", "bounced", "failed"):
                     totals[state].add_metric([slug], counts[state])
@@ -116,10 +112,6 @@ class DeliveryCollector(Collector):
                 subscriptions.add_metric([slug, state], n)
             for slug, n in stats.due_by_course(session, self.clock()).items():
                 backlog.add_metric([slug], n)
-            for rate in rates.rates(session, self.clock()):
-                if rate.lesson is None and rate.window.endswith("sends"):
-                    reported["bounce"].add_metric([rate.course], rate.bounce_rate)
-                    reported["complaint"].add_metric([rate.course], rate.complaint_rate)
         yield from totals.values()
         yield deferrals
         yield subscriptions
@@ -136,3 +128,17 @@ def _pace_actions(session: Session) -> CounterMetricFamily:
     for (slug, action, lesson), n in pace.counts(session).items():
         actions.add_metric([slug, action, str(lesson)], n)
     return actions
+
+
+def _reported_rates(session: Session, now: datetime) -> dict[str, GaugeMetricFamily]:
+    """Reported bounces and complaints per lesson sent, per course, over the last sends."""
+    reported = {
+        kind: GaugeMetricFamily(f"drip_{kind}_rate", f"Reported {kind}s per lesson sent, "
+                                f"over the last {rates.LAST_SENDS} sends", labels=["course"])
+        for kind in ("bounce", "complaint")
+    }  # fmt: skip
+    for rate in rates.rates(session, now):
+        if rate.lesson is None and rate.window.endswith("sends"):
+            reported["bounce"].add_metric([rate.course], rate.bounce_rate)
+            reported["complaint"].add_metric([rate.course], rate.complaint_rate)
+    return reported

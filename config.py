@@ -80,6 +80,7 @@ class Settings:
     # Returned mail (bounces, complaints): VERP envelope senders, the receiver, a bounce mailbox.
     bounce_domain: str | None = None  # of the VERP return paths; unset: each course's sender's
     bounce_listen: str | None = None  # host:port where `drip run` also takes returned mail (SMTP)
+    bounce_lmtp: bool = False  # the receiver speaks LMTP (per-recipient replies) instead of SMTP
     bounces_dir: Path = Path("bounces-unread")  # returned mail that reports nothing, kept as .eml
     bounce_max_bytes: int = 10 * 1024 * 1024  # a larger returned message is refused (552)
     bounce_imap_url: str | None = None  # imaps://user:pass@host:993/INBOX for `drip bounces fetch`

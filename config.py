@@ -69,6 +69,7 @@ class Settings:
     dkim_key_file: Path | None = None  # PEM private key, RSA (2048 bits advised) or Ed25519
     dkim_ed25519_selector: str | None = None  # a second signature, Ed25519-SHA256 (RFC 8463)
     dkim_ed25519_key_file: Path | None = None
+    dkim_processes: int = 1  # processes that do the private-key operations; 0: the sending thread
     # Provider webhooks (web/webhooks.py): a provider's route exists only once it is configured.
     ses_webhook: bool = False  # POST /webhooks/ses, for SES notifications through SNS
     ses_topic_arns: str = ""  # comma-separated SNS topics believed; empty: any topic
@@ -124,7 +125,7 @@ class Settings:
             if (
                 isinstance(value, int | float)
                 and not isinstance(value, bool)
-                and (value < 0 or (value == 0 and name != "send_rate"))
+                and (value < 0 or (value == 0 and name not in ("send_rate", "dkim_processes")))
             ):
                 raise ConfigError(f"setting {name} (DRIP_{name.upper()}) must be positive")
         if converted.get("log_format", "text") not in ("text", "json"):

@@ -305,5 +305,6 @@ def insert_new(
     if not rows:
         return set()
     build = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = build(table).values(rows).on_conflict_do_nothing(index_elements=[key])
-    return set(session.scalars(statement.returning(key)))
+    statement = build(table).on_conflict_do_nothing(index_elements=[key]).returning(key)
+    # Parameters apart from the statement: compiled once, sent as one multi-row INSERT.
+    return set(session.execute(statement, rows).scalars())

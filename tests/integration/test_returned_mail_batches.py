@@ -154,6 +154,23 @@ def test_lmtp_refuses_helo_and_tells_every_recipient_to_retry(
     assert subscription(runtime, 1).state is SubscriptionState.BOUNCED
 
 
+def test_lmtp_takes_bounces_while_the_dispatcher_sends(
+    runtime: Runtime, smtp_server, lmtp: ReturnedMailServer
+) -> None:
+    bounces = bounces_of(runtime, smtp_server, PEOPLE)
+    with ThreadPoolExecutor(2) as pool:
+        posted = [pool.submit(lmtp_send, lmtp.port, dsn, [verp]) for verp, dsn in bounces]
+        runtime.dispatcher.run_pass(T0 + timedelta(days=2))  # lesson 2, meanwhile
+        codes = [done.result() for done in posted]
+    assert codes == [[250]] * len(PEOPLE)
+    assert stored(runtime) == len(PEOPLE)
+    assert {subscription(runtime, i).state for i in range(1, len(PEOPLE) + 1)} == {
+        SubscriptionState.BOUNCED
+    }
+    smtp_server.reset()
+    assert runtime.dispatcher.run_pass(T0 + timedelta(days=5)).sent == 0
+
+
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(data=st.binary(max_size=2000), recipients=st.lists(

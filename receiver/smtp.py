@@ -11,11 +11,12 @@ statements and the commit's wait for the disk are shared by all of them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -65,7 +66,8 @@ class ReturnedMailHandler:
             except Exception as exc:  # the intake answers per message; this is a last resort
                 results = [exc] * len(batch)
             for (_, _, done), result in zip(batch, results, strict=True):
-                done.set_result(result)
+                with contextlib.suppress(InvalidStateError):  # its sender hung up meanwhile
+                    done.set_result(result)
 
     def close(self) -> None:
         """Let the writer finish what is waiting, then stop it."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import smtplib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -99,6 +99,20 @@ def test_messages_over_parallel_connections_share_transactions(
                                       "ON r.id = s.subscriber_id WHERE r.email = :a"),
                                  {"a": address})  # fmt: skip
         assert sub == SubscriptionState.BOUNCED.value
+
+
+def test_a_sender_that_hangs_up_while_waiting_stops_nothing(runtime: Runtime, smtp_server) -> None:
+    """Its message is stored all the same (a retry is then a duplicate); the writer goes on."""
+    (first, second) = bounces_of(runtime, smtp_server, [ALICE, BOB])
+    server = server_for(runtime)
+    try:
+        gone: Future[object] = Future()
+        gone.cancel()  # as aiosmtpd cancels the handler of a connection that was lost
+        server.handler.waiting.put((first[1], [first[0]], gone))
+        assert send_returned(server.port, second[1], second[0])[0] == 250
+    finally:
+        server.stop()
+    assert stored(runtime) == 2
 
 
 class FailingTogether(Intake):

@@ -72,6 +72,7 @@ class Settings:
     dkim_key_file: Path | None = None  # PEM private key, RSA (2048 bits advised) or Ed25519
     dkim_ed25519_selector: str | None = None  # a second signature, Ed25519-SHA256 (RFC 8463)
     dkim_ed25519_key_file: Path | None = None
+    dkim_processes: int = 1  # processes that do the private-key operations; 0: the sending thread
     # Provider webhooks (web/webhooks.py): a provider's route exists only once it is configured.
     ses_webhook: bool = False  # POST /webhooks/ses, for SES notifications through SNS
     ses_topic_arns: str = ""  # comma-separated SNS topics believed; empty: any topic
@@ -89,6 +90,7 @@ class Settings:
     # Returned mail (bounces, complaints): VERP envelope senders, the receiver, a bounce mailbox.
     bounce_domain: str | None = None  # of the VERP return paths; unset: each course's sender's
     bounce_listen: str | None = None  # host:port where `drip run` also takes returned mail (SMTP)
+    bounce_lmtp: bool = False  # the receiver speaks LMTP (per-recipient replies) instead of SMTP
     bounces_dir: Path = Path("bounces-unread")  # returned mail that reports nothing, kept as .eml
     bounce_max_bytes: int = 10 * 1024 * 1024  # a larger returned message is refused (552)
     bounce_imap_url: str | None = None  # imaps://user:pass@host:993/INBOX for `drip bounces fetch`
@@ -132,7 +134,7 @@ class Settings:
             if (
                 isinstance(value, int | float)
                 and not isinstance(value, bool)
-                and (value < 0 or (value == 0 and name != "send_rate"))
+                and (value < 0 or (value == 0 and name not in ("send_rate", "dkim_processes")))
             ):
                 raise ConfigError(f"setting {name} (DRIP_{name.upper()}) must be positive")
         if converted.get("log_format", "text") not in ("text", "json"):

@@ -13,12 +13,14 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Column,
     DateTime,
     Engine,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     Time,
     TypeDecorator,
     UniqueConstraint,
@@ -27,10 +29,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
+    Session,
     WriteOnlyMapped,
     mapped_column,
     relationship,
@@ -363,3 +367,17 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:
 def writer(engine: Engine) -> Engine:
     """The same engine, but its transactions take SQLite's write lock at BEGIN (no-op elsewhere)."""
     return engine.execution_options(**IMMEDIATE)
+
+
+def insert_new(
+    session: Session, table: Table, rows: list[dict[str, Any]], key: Column[Any]
+) -> set[Any]:
+    """Insert, in one statement, the rows whose unique `key` is not taken yet (ON CONFLICT DO
+    NOTHING on SQLite and PostgreSQL alike); the keys of the rows inserted. A row stored
+    meanwhile by another transaction is skipped, not an error."""
+    if not rows:
+        return set()
+    build = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = build(table).on_conflict_do_nothing(index_elements=[key]).returning(key)
+    # Parameters apart from the statement: compiled once, sent as one multi-row INSERT.
+    return set(session.execute(statement, rows).scalars())

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.orm import Session, joinedload
 
 from . import suppressions
 from .bounces import Feedback
@@ -32,6 +32,7 @@ from .models import (
     SeenToken,
     Subscription,
     SuppressionReason,
+    insert_new,
 )
 from .subscriptions import Event, apply
 from .webhooks import ProviderEvent
@@ -61,47 +62,65 @@ class Outcome(enum.StrEnum):
 
 def record(session: Session, report: Report, now: datetime, courses: dict[str, Course]) -> Outcome:
     """Store `report` once and act on it (see the module's rules); the caller commits."""
-    if session.scalar(select(FeedbackEvent.id).where(FeedbackEvent.key == report.key[:128])):
-        return Outcome.DUPLICATE
-    delivery = find_delivery(session, report)
-    subscription = session.get(Subscription, delivery.subscription_id) if delivery else None
-    try:
-        with session.begin_nested():
-            session.add(_event(report, delivery, now))
-    except IntegrityError:  # stored meanwhile by another process
-        return Outcome.DUPLICATE
-    log.info("%s for %s (%s %s): %s", report.kind, report.recipient, report.source,
-             report.status, report.diagnostic[:200],
-             extra={"event": str(report.kind), "recipient": report.recipient,
-                    "source": report.source, "status": report.status,
-                    "subscription_id": subscription.id if subscription else None})  # fmt: skip
-    return _act(session, report, subscription, now, courses, delivery)
+    return record_all(session, [report], now, courses)[0]
+
+
+def record_all(
+    session: Session, batch: Sequence[Report], now: datetime, courses: dict[str, Course]
+) -> list[Outcome]:
+    """Store each report once and act on it, in order; the caller commits. The statements are
+    per batch, not per report: the deliveries with their subscriptions in one query, the new
+    events in one INSERT (a key stored before, or meanwhile by another process, is a
+    duplicate), the suppressions in one more."""
+    found = find_deliveries(session, batch)
+    rows: dict[str, dict[str, object]] = {}
+    for report, delivery in zip(batch, found, strict=True):
+        rows.setdefault(report.key[:128], _event(report, delivery, now))
+    table = FeedbackEvent.__table__
+    fresh = insert_new(session, table, list(rows.values()), table.c.key)  # type: ignore[arg-type]
+    outcomes, suppress = [], []
+    for report, delivery in zip(batch, found, strict=True):
+        if report.key[:128] not in fresh:
+            outcomes.append(Outcome.DUPLICATE)
+            continue
+        fresh.discard(report.key[:128])  # a second copy in the batch is a duplicate
+        sub = delivery.subscription if delivery is not None else None
+        log.info("%s for %s (%s %s): %s", report.kind, report.recipient, report.source,
+                 report.status, report.diagnostic[:200],
+                 extra={"event": str(report.kind), "recipient": report.recipient,
+                        "source": report.source, "status": report.status,
+                        "subscription_id": sub.id if sub else None})  # fmt: skip
+        entry = _act(session, report, sub, now, courses, delivery)
+        outcomes.append(Outcome.RECORDED if entry is None else Outcome.ENDED)
+        if entry is not None:
+            suppress.append(entry)
+    suppressions.suppress_all(session, suppress, now, courses)
+    return outcomes
 
 
 def _act(
     session: Session, report: Report, sub: Subscription | None, now: datetime,
     courses: dict[str, Course], delivery: Delivery | None = None,
-) -> Outcome:  # fmt: skip
+) -> tuple[str, SuppressionReason, str] | None:  # fmt: skip
+    """Count or end: the suppression `report` calls for, or None when it only counts."""
     if report.kind is FeedbackKind.DELIVERED:
         if sub is not None:
             sub.soft_bounces = 0
-        return Outcome.RECORDED
+        return None
     if report.kind is FeedbackKind.SOFT_BOUNCE:
         if sub is None:
-            return Outcome.RECORDED
+            return None
         sub.soft_bounces += 1
         if sub.soft_bounces < SOFT_BOUNCES_ARE_HARD and not _bouncing_too_long(
             session, delivery, now
         ):
-            return Outcome.RECORDED
+            return None
     reason = (SuppressionReason.COMPLAINT if report.kind is FeedbackKind.COMPLAINT
               else SuppressionReason.HARD_BOUNCE)  # fmt: skip
     address = sub.subscriber.email if sub is not None else report.recipient
     if sub is not None and reason is SuppressionReason.HARD_BOUNCE:
         apply(sub, Event.REPORTED_BOUNCE, courses.get(sub.course_slug), now)
-    detail = f"{report.source} {report.status} {report.diagnostic}".strip()
-    suppressions.suppress(session, address, reason, detail, now, courses)
-    return Outcome.ENDED
+    return address, reason, f"{report.source} {report.status} {report.diagnostic}".strip()
 
 
 def _bouncing_too_long(session: Session, delivery: Delivery | None, now: datetime) -> bool:
@@ -157,27 +176,41 @@ class DatabaseSeenTokens:
         self.session.merge(SeenToken(token=token[:128], expires_at=until))
 
 
-def find_delivery(session: Session, report: Report) -> Delivery | None:
-    """The delivery a report is about: by the VERP address first (it survives mangled
-    reports), then by our Message-ID. None when neither matches: nothing is guessed."""
-    if report.delivery is not None:
-        subscription_id, day = report.delivery
-        found = session.scalar(select(Delivery).where(
-            Delivery.subscription_id == subscription_id, Delivery.day == day))  # fmt: skip
-        if found is not None:
-            return found
-    if report.message_id:
-        wanted = report.message_id.strip()
-        wanted = wanted if wanted.startswith("<") else f"<{wanted}>"
-        return session.scalar(select(Delivery).where(Delivery.message_id == wanted))
-    return None
+def find_deliveries(session: Session, batch: Sequence[Report]) -> list[Delivery | None]:
+    """The delivery each report is about, with its subscription and subscriber: by the VERP
+    address first (it survives mangled reports), then by our Message-ID. None when neither
+    matches: nothing is guessed. One query for each way, for the whole batch."""
+    loading = (joinedload(Delivery.subscription).joinedload(Subscription.subscriber),)
+    pairs = {report.delivery for report in batch if report.delivery is not None}
+    by_pair = {}
+    if pairs:
+        query = select(Delivery).options(*loading).where(
+            tuple_(Delivery.subscription_id, Delivery.day).in_(pairs))  # fmt: skip
+        by_pair = {(d.subscription_id, d.day): d for d in session.scalars(query).unique()}
+    found: list[Delivery | None] = [by_pair.get(r.delivery) if r.delivery else None for r in batch]
+    wanted = {
+        i: _angled(r.message_id) for i, r in enumerate(batch) if not found[i] and r.message_id
+    }
+    if wanted:
+        query = select(Delivery).options(*loading).where(
+            Delivery.message_id.in_(set(wanted.values())))  # fmt: skip
+        by_id = {d.message_id: d for d in session.scalars(query).unique()}
+        for i, message_id in wanted.items():
+            found[i] = by_id.get(message_id)
+    return found
 
 
-def _event(report: Report, delivery: Delivery | None, now: datetime) -> FeedbackEvent:
-    return FeedbackEvent(
-        key=report.key[:128], kind=report.kind, source=report.source[:20],
-        recipient=report.recipient[:320],
-        subscription_id=delivery.subscription_id if delivery else None,
-        delivery_id=delivery.id if delivery else None, status=report.status[:20],
-        diagnostic=" ".join(report.diagnostic.split())[:500], received_at=now,
-    )  # fmt: skip
+def _angled(message_id: str) -> str:
+    wanted = message_id.strip()
+    return wanted if wanted.startswith("<") else f"<{wanted}>"
+
+
+def _event(report: Report, delivery: Delivery | None, now: datetime) -> dict[str, object]:
+    """The feedback_events row of a report."""
+    return {
+        "key": report.key[:128], "kind": report.kind, "source": report.source[:20],
+        "recipient": report.recipient[:320],
+        "subscription_id": delivery.subscription_id if delivery else None,
+        "delivery_id": delivery.id if delivery else None, "status": report.status[:20],
+        "diagnostic": " ".join(report.diagnostic.split())[:500], "received_at": now,
+    }  # fmt: skip

@@ -91,6 +91,8 @@ class Runtime:
             self.engine.dispose()
         if "transport" in self.__dict__:
             self.transport.close()
+        if self.__dict__.get("signer") is not None:
+            self.signer.close()  # type: ignore[union-attr]
 
     @cached_property
     def engine(self) -> Engine:

@@ -9,7 +9,7 @@ it finds due.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TextIO
 
@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session
 from . import subscriptions
 from .course.model import Course
 from .errors import InvalidInput
-from .models import LIVE_STATES, Subscriber, Subscription, Suppression, SuppressionReason
+from .models import (
+    LIVE_STATES,
+    Subscriber,
+    Subscription,
+    Suppression,
+    SuppressionReason,
+    insert_new,
+)
 from .subscriptions import Event
 
 COLUMNS = ("email", "reason", "detail", "created_at")
@@ -56,13 +63,29 @@ def suppress(
 ) -> bool:  # fmt: skip
     """Suppress `address` and end its live subscriptions; False if it already was (the first
     reason stands)."""
-    if is_suppressed(session, address):
-        return False
-    session.add(Suppression(email_key=Subscriber.key_for(address), email=address.strip(),
-                            reason=reason, detail=detail[:500], created_at=now))  # fmt: skip
-    end_live(session, [Subscriber.key_for(address)], ENDING[reason], now, courses)
+    return bool(suppress_all(session, [(address, reason, detail)], now, courses))
+
+
+def suppress_all(
+    session: Session, entries: Sequence[tuple[str, SuppressionReason, str]], now: datetime,
+    courses: dict[str, Course],
+) -> set[str]:  # fmt: skip
+    """Suppress each (address, reason, detail) and end the live subscriptions of those newly
+    suppressed: one INSERT and one query per ending for the lot. An address suppressed already
+    (or twice in `entries`) keeps its first reason. The address keys newly suppressed."""
+    rows: dict[str, dict[str, object]] = {}
+    for address, reason, detail in entries:
+        rows.setdefault(Subscriber.key_for(address), {
+            "email_key": Subscriber.key_for(address), "email": address.strip(),
+            "reason": reason, "detail": detail[:500], "created_at": now})  # fmt: skip
+    table = Suppression.__table__
+    added = insert_new(session, table, list(rows.values()), table.c.email_key)  # type: ignore[arg-type]
+    for event in dict.fromkeys(ENDING.values()):
+        keys = [key for key in added if ENDING[rows[key]["reason"]] is event]  # type: ignore[index]
+        if keys:
+            end_live(session, keys, event, now, courses)
     session.flush()
-    return True
+    return added
 
 
 def end_live(

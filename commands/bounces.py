@@ -22,16 +22,20 @@ def cmd_bounces(args: argparse.Namespace, rt: Runtime) -> int:
     return _serve(args, rt)
 
 
-def receiver(rt: Runtime, host: str | None = None, port: int | None = None) -> ReturnedMailServer:
-    """The returned-mail listener of `rt`'s settings (DRIP_BOUNCE_LISTEN), or host and port."""
+def receiver(
+    rt: Runtime, host: str | None = None, port: int | None = None, lmtp: bool = False
+) -> ReturnedMailServer:
+    """The returned-mail listener of `rt`'s settings (DRIP_BOUNCE_LISTEN, DRIP_BOUNCE_LMTP), or
+    host, port and LMTP as told."""
     default_host, default_port = parse_listen(rt.settings.bounce_listen or DEFAULT_LISTEN)
     return ReturnedMailServer(Intake(rt), host or default_host, port or default_port,
-                              rt.settings.bounce_max_bytes)  # fmt: skip
+                              rt.settings.bounce_max_bytes,
+                              lmtp=lmtp or rt.settings.bounce_lmtp)  # fmt: skip
 
 
 def _serve(args: argparse.Namespace, rt: Runtime) -> int:
     rt.write_sessions  # noqa: B018 -- refuse at once a database `drip init` has not set up
-    server = receiver(rt, args.host, args.port)
+    server = receiver(rt, args.host, args.port, args.lmtp)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -64,4 +68,7 @@ def register(add: AddParser) -> None:
     p.add_argument("--host", help="serve: address to listen on (default: from "
                    f"DRIP_BOUNCE_LISTEN, else {DEFAULT_LISTEN})")  # fmt: skip
     p.add_argument("--port", type=int, help="serve: port to listen on")
+    p.add_argument("--lmtp", action="store_true",
+                   help="serve: speak LMTP (a reply per recipient) instead of SMTP "
+                   "(default: from DRIP_BOUNCE_LMTP)")  # fmt: skip
     add_now(p)

@@ -41,10 +41,42 @@ class Intake:
     def take(self, data: bytes, recipients: Sequence[str]) -> Taken:
         """Store what `data` reports, or keep it in DRIP_BOUNCES_DIR when it reports nothing.
         Raises when it cannot do either (the sender is then told to try again)."""
-        found = self.read(data, recipients)
-        if not found:
-            return Taken(kept=self.keep(data, recipients))
-        return Taken(outcomes=self.store(found))
+        (taken,) = self.take_all([(data, recipients)])
+        if isinstance(taken, Exception):
+            raise taken
+        return taken
+
+    def take_all(self, messages: Sequence[tuple[bytes, Sequence[str]]]) -> list[Taken | Exception]:
+        """`take` for several messages (data, envelope recipients), the reports of them all
+        stored in one transaction; for each, what it came to or why it could not be taken. If
+        that transaction fails, each message is stored alone, so one that cannot be does not
+        hold up the others."""
+        results: list[Taken | Exception] = []
+        found: list[list[Feedback]] = []
+        for data, recipients in messages:
+            feedback: list[Feedback] = []
+            try:
+                feedback = self.read(data, recipients)
+                results.append(Taken() if feedback else Taken(kept=self.keep(data, recipients)))
+            except Exception as exc:
+                feedback = []
+                results.append(exc)
+            found.append(feedback)
+        reporting = [i for i, feedback in enumerate(found) if feedback]
+        try:
+            outcomes = iter(self.store([f for i in reporting for f in found[i]]))
+            for i in reporting:
+                results[i] = Taken(outcomes=[next(outcomes) for _ in found[i]])
+        except Exception as exc:
+            for i in reporting:
+                results[i] = exc if len(reporting) == 1 else self._take_alone(found[i])
+        return results
+
+    def _take_alone(self, found: list[Feedback]) -> Taken | Exception:
+        try:
+            return Taken(outcomes=self.store(found))
+        except Exception as exc:
+            return exc
 
     def read(self, data: bytes, recipients: Sequence[str]) -> list[Feedback]:
         """The events `data` reports, read once per envelope recipient (the VERP address it
@@ -60,12 +92,9 @@ class Intake:
     def store(self, found: Sequence[Feedback]) -> list[Outcome]:
         """Record every event in one transaction (SQLite: waiting for the write lock)."""
         now = self.clock()
+        batch = [reports.report_of_returned(feedback) for feedback in found]
         with self.rt.write_sessions() as session, session.begin():
-            return [
-                reports.record(session, reports.report_of_returned(feedback), now,
-                               self.rt.courses)
-                for feedback in found
-            ]  # fmt: skip
+            return reports.record_all(session, batch, now, self.rt.courses)
 
     def keep(self, data: bytes, recipients: Sequence[str]) -> Path:
         """Write a message that reports nothing to DRIP_BOUNCES_DIR for a person to read, the

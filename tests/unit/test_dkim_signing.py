@@ -3,6 +3,8 @@ public keys published through a DNS function of the test's own: no network."""
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import UTC, datetime
 from email import policy
 from pathlib import Path
@@ -236,3 +238,43 @@ def test_dkim_settings_load_from_the_environment(dkim_keys: DKIMKeys) -> None:
     assert settings.dkim_key_file == dkim_keys.folder / "rsa.pem"
     assert Signer.from_settings(settings) is not None
     assert Signer.from_settings(Settings()) is None
+
+
+def test_worker_processes_sign_the_same_bytes_as_the_sending_thread(dkim_keys: DKIMKeys) -> None:
+    """The key operations go to a worker process, chunk by chunk; RSA PKCS#1 v1.5 and Ed25519
+    are deterministic, so the bytes are those signed in this thread, and verify."""
+    workers = signer(dkim_keys)
+    broken = b"To: b@example.com\r\n\r\nno From\r\n"
+    batch = [lesson(BUNDLED, day).data for day in (1, 2, 3)] + [broken, lesson(BUNDLED, 4).data]
+    try:
+        chunks = list(workers.sign_all(batch, chunk=2))
+    finally:
+        workers.close()
+    assert [len(chunk) for chunk in chunks] == [2, 2, 1]
+    signed = [data for chunk in chunks for data in chunk]
+    assert "no From header" in str(signed[3])
+    here = Signer(workers.domain, workers.keys, processes=0)
+    for data, original in zip(signed[:3] + signed[4:], batch[:3] + batch[4:], strict=True):
+        assert data == here.sign(original)
+        assert verified(dkim_keys, as_bytes(data)) == [True, True]
+
+
+def as_bytes(signed: bytes | Exception) -> bytes:
+    assert isinstance(signed, bytes), signed
+    return signed
+
+
+def test_a_dead_worker_process_costs_no_message(dkim_keys: DKIMKeys) -> None:
+    workers = signer(dkim_keys)
+    try:
+        (data,) = next(workers.sign_all([lesson(BUNDLED, 1).data]))
+        assert verified(dkim_keys, as_bytes(data)) == [True, True]
+        for process in list(workers._pool._processes.values()):  # type: ignore[union-attr]
+            os.kill(process.pid, signal.SIGKILL)
+            process.join()
+        (data,) = next(workers.sign_all([lesson(BUNDLED, 2).data]))
+        assert verified(dkim_keys, as_bytes(data)) == [True, True]
+        (data,) = next(workers.sign_all([lesson(BUNDLED, 3).data]))  # new workers
+        assert verified(dkim_keys, as_bytes(data)) == [True, True]
+    finally:
+        workers.close()

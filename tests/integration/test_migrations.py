@@ -111,12 +111,10 @@ def test_0004_keeps_subscriptions_and_goes_back(empty_url: str) -> None:
     command.downgrade(migrations.alembic_config(engine), "0003")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT current_day FROM subscriptions")).scalar() == 2
+    engine.dispose()
 
 
 def test_the_console_tables_come_and_go_with_revision_0005(empty_url: str) -> None:
-    from alembic import command
-    from sqlalchemy import inspect
-
     engine = make_engine(empty_url)
     migrations.upgrade(engine)
     console_tables = {"operators", "operator_actions", "state_changes"}
@@ -125,6 +123,7 @@ def test_the_console_tables_come_and_go_with_revision_0005(empty_url: str) -> No
     assert not console_tables & set(inspect(engine).get_table_names())
     migrations.upgrade(engine)
     assert console_tables <= set(inspect(engine).get_table_names())
+    engine.dispose()
 
 
 def test_the_api_tables_come_and_go(empty_url: str) -> None:

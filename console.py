@@ -194,3 +194,10 @@ def timeline(session: Session, subscription_id: int) -> list[Moment]:
     for a in session.scalars(actions):
         found.append(Moment(a.at, "operator", f"{a.action} by {a.operator}", a.detail))
     return sorted(found, key=lambda m: m.at, reverse=True)
+
+
+def subscriptions_of(session: Session, subscriber_id: int) -> list[Subscription]:
+    """Every subscription of one person, the rows locked (PostgreSQL) until the transaction
+    ends: a worker's claim of any of them came first (its lease shows) or waits."""
+    query = select(Subscription).where(Subscription.subscriber_id == subscriber_id)
+    return list(session.scalars(query.order_by(Subscription.id).with_for_update()))

@@ -100,6 +100,11 @@ def _subscription(sub: Subscription, deliveries: list[Delivery]) -> dict[str, An
     }  # fmt: skip
 
 
+def is_erased(email: str) -> bool:
+    """Whether an address is the stand-in an erasure left."""
+    return email.endswith("@" + ERASED_DOMAIN)
+
+
 @dataclass(frozen=True)
 class Erased:
     """What an erasure did: subscriptions ended by it, and subscriptions kept (anonymous)."""

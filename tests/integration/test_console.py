@@ -287,10 +287,15 @@ def test_a_lost_database_is_a_clean_503(
             postgres_proxy.cut()
             for answer in (client.get(f"/admin/subscriptions/{alice}"),
                            client.post(f"/admin/subscriptions/{alice}",
-                                       data={"csrf": csrf, "action": "pause"})):  # fmt: skip
+                                       data={"csrf": csrf, "action": "pause"}),
+                           client.post(f"/admin/subscriptions/{alice}/export",
+                                       data={"csrf": csrf}),
+                           client.post(f"/admin/subscriptions/{alice}/erase",
+                                       data={"csrf": csrf, "confirm": ALICE})):  # fmt: skip
                 assert answer.status_code == 503 and "cannot reach its database" in answer.text
             postgres_proxy.restore()
-            assert client.get(f"/admin/subscriptions/{alice}").status_code == 200
+            page = client.get(f"/admin/subscriptions/{alice}")
+            assert page.status_code == 200 and f"<h1>{ALICE}</h1>" in page.text, "not erased"
         assert subscription(rt, alice).state is SubscriptionState.ACTIVE
     finally:
         rt.close()

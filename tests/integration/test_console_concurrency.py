@@ -7,9 +7,10 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from drip.models import SubscriptionState
+from drip.models import Delivery, Subscriber, SubscriptionState
 from drip.runtime import Runtime
 from drip.web import create_app
 
@@ -57,3 +58,37 @@ def test_actions_during_a_sending_pass(runtime: Runtime, database_url: str, smtp
                 assert received.get(reader(sub_id), 0) == (
                     sub.current_day == 3 or sub.last_sent_at is not None
                 )
+
+
+def test_erasures_during_a_sending_pass(runtime: Runtime, database_url: str, smtp_server) -> None:
+    """Each erasure is either refused while the worker sends to that person (409) or leaves
+    nothing that names them, not even what the pass wrote about them before it."""
+    seed(database_url, 40, "bone-health", T0)
+    add_operator(runtime)
+    runtime.clock = lambda: T0
+    runtime.dispatcher.batch_size = 5
+    smtp_server.stall_seconds = 0.02
+    answers: dict[int, int] = {}
+    with TestClient(create_app(runtime), base_url="https://drip.example.org") as client:
+        csrf = sign_in(client)
+        sending = threading.Thread(target=runtime.dispatcher.run_pass, args=(T0,))
+        sending.start()
+        for sub_id in range(1, 41):
+            answer = client.post(f"/admin/subscriptions/{sub_id}/erase",
+                                 data={"csrf": csrf, "confirm": reader(sub_id)})  # fmt: skip
+            answers[sub_id] = answer.status_code
+        sending.join(timeout=120)
+    assert not sending.is_alive()
+    assert set(answers.values()) <= {200, 409}, Counter(answers.values())  # 200: after 303
+    received = Counter(m.envelope_recipients[0] for m in smtp_server.messages)
+    assert set(received.values()) <= {1}, "no lesson went out twice"
+    erased = {reader(i) for i, status in answers.items() if status == 200}
+    assert erased, "some erasures got in"
+    with runtime.sessions() as session:
+        left = " ".join(f"{d.smtp_reply} {d.subscription.subscriber.email}"
+                        for d in session.scalars(select(Delivery)))  # fmt: skip
+        emails = set(session.scalars(select(Subscriber.email)))
+    assert not erased & emails and not any(address in left for address in erased)
+    for sub_id in (i for i, status in answers.items() if status == 200):
+        sub = subscription(runtime, sub_id)
+        assert sub.state is SubscriptionState.UNSUBSCRIBED and sub.leased_until is None

@@ -23,7 +23,7 @@ REQUESTS = 600
 ROUTES = [
     "/admin", "/admin/login", "/admin/logout", "/admin/courses/{x}", "/admin/subscribers",
     "/admin/subscriptions/{x}", "/admin/deliveries/{x}/retry", "/admin/suppressions",
-    "/admin/{x}",
+    "/admin/subscriptions/{x}/export", "/admin/subscriptions/{x}/erase", "/admin/{x}",
 ]  # fmt: skip
 HOSTILE = [
     "", "%00", "..", "%2e%2e", "x" * 300, "9223372036854775808", "2147483648", "-1", "0", "1",
@@ -33,9 +33,21 @@ VALUES = [
     "", "x" * 300, "y" * 10_001, "a\x00b", "pause", "resume", "unsubscribe", "move", "resend",
     "retry", "1", "7", "8", "0", "-1", "99999999999999999999", "active", "bone-health", "%",
     "_", "\\", "'; DROP TABLE subscribers; --", "\ud800", "☃", "//evil.example", "/admin/..",
+    ALICE, ALICE.upper() + " ", BOB,
 ]  # fmt: skip
 FORM = {"content-type": "application/x-www-form-urlencoded"}
-FIELDS = ["csrf", "action", "lesson", "email", "password", "next", "q", "course", "state"]
+FIELDS = [
+    "csrf",
+    "action",
+    "lesson",
+    "email",
+    "password",
+    "next",
+    "q",
+    "course",
+    "state",
+    "confirm",
+]
 
 segments = st.sampled_from(HOSTILE) | st.text(max_size=30).map(lambda t: quote(t, safe=""))
 values = st.sampled_from(VALUES) | st.text(max_size=30)

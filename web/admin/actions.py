@@ -77,7 +77,7 @@ class Actions:
         return await run_in_threadpool(self._logout, request, fields)
 
     def _logout(self, request: Request, fields: dict[str, str]) -> Response:
-        self._as_operator(request, fields, lambda db, who, now: ("sign-out", None))
+        self.as_operator(request, fields, lambda db, who, now: ("sign-out", None))
         return self.auth.signed_out(RedirectResponse("/admin/login", status_code=303))
 
     async def subscription(self, request: Request) -> Response:
@@ -92,7 +92,7 @@ class Actions:
             self._apply(_subscription(db, sub_id), event, who, now, lesson)
             return fields["action"], sub_id
 
-        done, _ = await run_in_threadpool(self._as_operator, request, fields, act)
+        done, _ = await run_in_threadpool(self.as_operator, request, fields, act)
         return RedirectResponse(f"/admin/subscriptions/{sub_id}?done={done}", status_code=303)
 
     async def retry(self, request: Request) -> Response:
@@ -107,7 +107,7 @@ class Actions:
             self._apply(sub, _retry_event(delivery, sub), who, now, None)
             return "retry", sub.id
 
-        _, sub_id = await run_in_threadpool(self._as_operator, request, fields, act)
+        _, sub_id = await run_in_threadpool(self.as_operator, request, fields, act)
         return RedirectResponse(f"/admin/subscriptions/{sub_id}?done=retry", status_code=303)
 
     def _apply(
@@ -124,7 +124,7 @@ class Actions:
         if not subscriptions.apply(sub, event, course, now, by=who, lesson=lesson):
             raise HTTPException(409, f"A {sub.state} subscription cannot {event} (now).")
 
-    def _as_operator(
+    def as_operator(
         self, request: Request, fields: dict[str, str],
         act: Callable[[Session, str, datetime], tuple[str, int | None]],
     ) -> tuple[str, int | None]:  # fmt: skip

@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from ... import console, operators, stats, suppressions
+from ... import console, operators, privacy, stats, suppressions
 from ...course import lint
+from ...hooks import outbox
 from ...models import Subscription, SubscriptionState
 from ...runtime import Runtime
 from .auth import Auth, to_sign_in
@@ -23,6 +24,7 @@ NOTICES = {  # ?done=... after an action: fixed texts, never the query's own wor
     "pause": "Paused.", "resume": "Resumed.", "unsubscribe": "Unsubscribed.",
     "move": "Moved: the chosen lesson is next.", "resend": "The lesson is due again now.",
     "retry": "The delivery is due again now.",
+    "erase": "Erased: the address, name and replies are gone; the subscriptions stay, anonymous.",
 }  # fmt: skip
 STATES = [state.value for state in SubscriptionState]
 MAX_SEARCH = 100
@@ -56,7 +58,9 @@ class Pages:
         def read(db: Any, now: Any) -> dict[str, Any]:
             counts = {slug: stats.state_counts(db, slug) for slug in self.rt.courses}
             warnings = {slug: lint.warnings(c) for slug, c in self.rt.courses.items()}
-            return {"counts": counts, "warnings": warnings, "actions": operators.recent(db)}
+            return {"counts": counts, "warnings": warnings, "actions": operators.recent(db),
+                    "attempts": outbox.recent_attempts(db, limit=20),
+                    "pending": outbox.pending_count(db)}  # fmt: skip
 
         return self._page(request, "index.html", read)
 
@@ -96,6 +100,8 @@ class Pages:
             course = self.rt.courses.get(sub.course_slug)
             return {"sub": sub, "email": sub.subscriber.email, "course": course,
                     "subscriber_name": sub.subscriber.name,
+                    "erased": privacy.is_erased(sub.subscriber.email),
+                    "consents": privacy.consents(db, [sub_id]),
                     "moments": console.timeline(db, sub_id)}  # fmt: skip
 
         return self._page(request, "subscription.html", read)

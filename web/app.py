@@ -92,8 +92,9 @@ class Pages:
     def __init__(self, runtime: Runtime, clock: Callable[[], datetime]) -> None:
         self.rt, self.clock = runtime, clock
         hour = timedelta(hours=1)
-        self.per_client = Throttle(runtime.settings.signup_limit_per_client, hour)
-        self.per_address = Throttle(runtime.settings.signup_limit_per_address, hour)
+        self.per_client = Throttle("signup-client:", runtime.settings.signup_limit_per_client, hour)
+        self.per_address = Throttle("signup-address:", runtime.settings.signup_limit_per_address,
+                                    hour)  # fmt: skip
         self.trusted_proxies = trusted_proxies(runtime.settings.trusted_proxies)
         self.signups: CapacityLimiter | None = None  # made in the event loop, on first use
 
@@ -114,14 +115,17 @@ class Pages:
 
     def _subscribe(self, request: Request, wants_json: bool, fields: dict[str, str]) -> Response:
         now = self.clock()
-        if not self.per_client.allow(self._client(request), now):
+        with self.rt.write_sessions() as session, session.begin():
+            allowed = self.per_client.allow(session, self._client(request), now)
+        if not allowed:
             return self._answer(request, wants_json, 429, errors={"form": "Too many requests."})
         errors, course, address = self._check_signup(fields)
         if errors or course is None:
             return self._answer(request, wants_json, 422, errors=errors, values=fields)
-        if not self.per_address.allow(address.casefold(), now):
-            return self._answer(request, wants_json, 429, errors={"email": "Too many requests."})
         with self.rt.write_sessions() as session, session.begin():
+            if not self.per_address.allow(session, address.casefold(), now):
+                return self._answer(request, wants_json, 429,
+                                    errors={"email": "Too many requests."})  # fmt: skip
             if suppressions.is_suppressed(session, address):  # answered like any other signup
                 return self._answer(request, wants_json, 200, course=course)
             sub = subscriptions.subscribe(

@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import rates, stats
+from . import breaker, rates, stats
 
 
 class Metrics:
@@ -65,7 +65,14 @@ class DeliveryCollector(Collector):
                                     f"over the last {rates.LAST_SENDS} sends", labels=["course"])
             for kind in ("bounce", "complaint")
         }  # fmt: skip
+        held = GaugeMetricFamily(
+            "drip_course_held",
+            "1 while the circuit breaker holds the course's sending",
+            labels=["course"],
+        )
         with self.sessions() as session:
+            for hold in breaker.holds(session):
+                held.add_metric([hold.course_slug], 1.0 if hold.held else 0.0)
             for slug, counts in stats.delivery_counts(session).items():
                 for state in ("sent", "bounced", "failed"):
                     totals[state].add_metric([slug], counts[state])
@@ -80,3 +87,4 @@ class DeliveryCollector(Collector):
         yield deferrals
         yield backlog
         yield from reported.values()
+        yield held

@@ -61,7 +61,7 @@ def parse_smtp_url(url: str) -> SMTPRelay:
         raise ConfigError(f"{shown}: the scheme must be smtp:// or smtps://")
     if not parts.hostname:
         raise ConfigError(f"{shown} names no host")
-    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    options = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     unknown = set(options) - RELAY_OPTIONS
     if unknown:
         raise ConfigError(f"{shown}: unknown option(s) {', '.join(sorted(unknown))}")

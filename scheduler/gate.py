@@ -102,8 +102,8 @@ class Gate:
         )
 
     def claim_limit(self, batch_size: int) -> int:
-        """Claim at most one burst of the slowest budget: more would only wait, leased."""
-        rates = [r.rate for r in self.routes if r.rate] + list(self.domain_rates.values())
+        """Claim at most one burst of the slowest relay: more would only wait, leased."""
+        rates = [r.rate for r in self.routes if r.rate]
         burst = min((max(1.0, rate * BURST_SECONDS) for rate in rates), default=batch_size)
         return max(1, min(batch_size, int(burst)))
 
@@ -131,14 +131,25 @@ class Gate:
         kept = [c for d, group in by_domain.items() if d not in self.domain_rates for c in group]
         for domain, group in by_domain.items():
             if domain in self.domain_rates:
-                rate = self.domain_rates[domain]
-                bucket = budgets.Bucket(f"domain:{domain}", rate, max(1.0, rate * BURST_SECONDS))
-                grant = self._run(lambda s: budgets.take(s, bucket, len(group), self.clock()))  # noqa: B023
-                kept += group[: grant.granted]
+                kept += group[: self._domain_tokens(domain, len(group))]
         if not kept:  # every claim waits for its domain: give the buckets time to refill
             self.sleep(min(1.0, 1 / min(self.domain_rates.values())))
         order = {id(c): n for n, c in enumerate(claims)}
         return sorted(kept, key=lambda c: order[id(c)])
+
+    def _domain_tokens(self, domain: str, want: int) -> int:
+        """Tokens of the domain's bucket, waiting a little (up to three takes) rather than
+        releasing claims another worker would claim again at once."""
+        rate = self.domain_rates[domain]
+        bucket = budgets.Bucket(f"domain:{domain}", rate, max(1.0, rate * BURST_SECONDS))
+        have = 0
+        for attempt in range(3):
+            grant = self._run(lambda s: budgets.take(s, bucket, want - have, self.clock()))  # noqa: B023
+            have += grant.granted
+            if have == want or attempt == 2:
+                break
+            self.sleep(max(0.002, min(BURST_SECONDS / 2, (want - have - grant.tokens) / rate)))
+        return have
 
     def _by_weight(self) -> list[Route]:
         """Routes not resting, the next by smooth weighted round robin first."""

@@ -88,3 +88,15 @@ class DeliveryCollector(Collector):
         yield backlog
         yield from reported.values()
         yield held
+
+
+def _held(session: Session) -> GaugeMetricFamily:
+    """drip_course_held: 1 for a course its circuit breaker holds, 0 once resumed."""
+    held = GaugeMetricFamily(
+        "drip_course_held",
+        "1 while the circuit breaker holds the course's sending",
+        labels=["course"],
+    )
+    for hold in breaker.holds(session):
+        held.add_metric([hold.course_slug], 1.0 if hold.held else 0.0)
+    return held

@@ -176,9 +176,9 @@ class Gate:
             if have < want and grant.granted == 0 and grant.tokens >= 1:
                 log.info("relay %s has used its allowance for now; lessons wait", route.relay)
                 return have
-            if have < want:
+            if have < want:  # look again halfway: a full bucket would waste its refill
                 need = min(want - have, route.bucket.burst) - grant.tokens
-                self.sleep(max(0.002, need / route.bucket.rate))
+                self.sleep(max(0.002, need / route.bucket.rate / 2))
         return have
 
     def _take(self, session: Session, route: Route, want: int) -> budgets.Grant:

@@ -113,6 +113,8 @@ class Gate:
         if not self.budgeted:
             return self.routes[0], claims
         kept = self._domains(claims)
+        if not kept:  # all wait for their domains' buckets: released, and the pass goes on
+            return self.routes[0], []
         for route in self._by_weight():
             granted = self._relay_tokens(route, len(kept))
             if granted:

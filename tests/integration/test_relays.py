@@ -4,15 +4,16 @@ goes through one relay only; lessons over the day's allowance wait, in due order
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import String, update
 
-from drip.models import DeliveryState, Subscription, make_engine
+from drip.models import DeliveryState, Subscriber, Subscription, make_engine
 from drip.runtime import Runtime
 
 from conftest import T0, make_runtime
@@ -125,3 +126,28 @@ def test_a_daily_cap_is_shared_by_every_worker(
         for worker in workers:
             worker.close()
     assert sum(sent) == 7 and len(smtp_server.messages) == 7, sent
+
+
+def test_a_domain_budget_paces_its_recipients_and_the_pass_goes_on(
+    database_url: str, tmp_path: Path, smtp_server: SMTPServer
+) -> None:
+    """30 lessons to example.com at 20/s (a burst of 4) and 10 elsewhere: the pass waits for
+    the domain's tokens instead of ending, and sends all 40, each once."""
+    seed(database_url, 40, "bone-health", T0)
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(update(Subscriber).where(Subscriber.id > 30)
+                     .values(email=Subscriber.id.cast(String) + "@other.example"))  # fmt: skip
+    engine.dispose()
+    rt = runtime(database_url, tmp_path, smtp_server.url, domain_rates="example.com=20")
+    started = time.monotonic()
+    try:
+        assert rt.dispatcher.run_pass(T0).sent == 40
+    finally:
+        rt.close()
+    assert time.monotonic() - started >= (30 - 4) / 20 * 0.9, "faster than the domain's rate"
+    assert len(set(recipients(smtp_server))) == 40
+    domain = sorted(m.arrived for m in smtp_server.messages
+                    if m.envelope_recipients[0].endswith("@example.com"))  # fmt: skip
+    for first, at in enumerate(domain):
+        assert sum(1 for t in domain[first:] if t < at + 1.0) <= 4 + 20 + 1

@@ -3,7 +3,9 @@ its last sends hold the course's sending; `drip course resume` lets it go on, in
 
 from __future__ import annotations
 
-from datetime import timedelta
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,10 +14,18 @@ from sqlalchemy.orm import Session
 
 from drip import breaker
 from drip.cli import main
-from drip.models import Delivery, DeliveryState, FeedbackEvent, FeedbackKind, make_engine, writer
+from drip.models import (
+    CourseHold,
+    Delivery,
+    DeliveryState,
+    FeedbackEvent,
+    FeedbackKind,
+    make_engine,
+    writer,
+)
 
 from conftest import T0, make_runtime
-from fleet import delivery_states, reader, seed
+from fleet import DRIP, delivery_states, reader, reap, seed, start, worker_env
 
 
 @pytest.fixture
@@ -100,3 +110,39 @@ def test_resume_refuses_bad_input_in_one_line(env: None, capsys, args, message) 
 def test_resuming_a_course_not_held_changes_nothing(env: None, database_url: str, capsys):
     assert main(["course", "resume", "bone-health"]) == 0
     assert capsys.readouterr().out == "bone-health: not held; nothing to do\n"
+
+
+def test_a_resume_while_workers_run_sends_each_held_lesson_once(
+    env: None, database_url: str, smtp_server, tmp_path: Path, capsys
+) -> None:
+    """Two `drip run --no-web` workers loop over a held course (nothing goes); a resume from
+    another process lets them send every lesson due, each once, in the passes that follow."""
+    seed(database_url, 150, "bone-health", datetime(2026, 1, 1, tzinfo=UTC))
+    engine = make_engine(database_url)
+    with Session(engine) as session, session.begin():
+        session.add(CourseHold(course_slug="bone-health", held=True, reason="test", held_at=T0))
+    engine.dispose()
+    settings = worker_env(database_url, smtp_server.url, tmp_path, batch_size=20,
+                          tick_seconds=0.2, breaker_sends=10)  # fmt: skip
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    workers = [start(["run", "--no-web"], settings, log) for log in logs]
+    try:
+        time.sleep(1.5)  # the workers pass over the held course a few times meanwhile
+        assert smtp_server.messages == []
+        assert main(["course", "resume", "bone-health"]) == 0
+        smtp_server.wait_for(150, timeout=60)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        reap(workers)
+    assert len({m.envelope_recipients[0] for m in smtp_server.messages}) == 150
+    assert len(smtp_server.messages) == 150, "each lesson once"
+    assert "resumed" in capsys.readouterr().out
+
+
+def test_resume_with_the_database_unreachable_is_exit_4_in_one_line(env: None, monkeypatch):
+    monkeypatch.setenv("DRIP_DATABASE_URL", "postgresql+psycopg://nobody:secret@127.0.0.1:1/x")
+    done = subprocess.run([str(Path(DRIP)), "course", "resume", "bone-health"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.count("\n") == 1 and "secret" not in done.stderr

@@ -65,14 +65,8 @@ class DeliveryCollector(Collector):
                                     f"over the last {rates.LAST_SENDS} sends", labels=["course"])
             for kind in ("bounce", "complaint")
         }  # fmt: skip
-        held = GaugeMetricFamily(
-            "drip_course_held",
-            "1 while the circuit breaker holds the course's sending",
-            labels=["course"],
-        )
         with self.sessions() as session:
-            for hold in breaker.holds(session):
-                held.add_metric([hold.course_slug], 1.0 if hold.held else 0.0)
+            held = _held(session)
             for slug, counts in stats.delivery_counts(session).items():
                 for state in ("sent", "bounced", "failed"):
                     totals[state].add_metric([slug], counts[state])

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import re
 import tomllib
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .endpoints import parse_imap_url, parse_listen, parse_smtp_url
+from .endpoints import parse_imap_url, parse_listen, parse_smtp_urls
 from .errors import ConfigError, mask_secrets
 
 DKIMKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -65,7 +67,14 @@ class Settings:
     retry_base_seconds: float = 60.0
     retry_ceiling_seconds: float = 6 * 3600.0
     retry_give_up_seconds: float = 3 * 86400.0  # backoff time after which a lesson is FAILED
-    send_rate: float = 0.0  # messages/second per SMTP relay, for all a machine's workers; 0: none
+    # Sending budgets, kept in the database and shared by every worker on every machine.
+    send_rate: float = 0.0  # messages/second per SMTP relay (a URL's rate= overrides); 0: none
+    domain_rates: str = ""  # messages/second per recipient domain: "gmail.com=100,outlook.com=50"
+    warmup_start: str = ""  # YYYY-MM-DD (UTC): day 1 of warmup= plans; unset: first use
+    relay_rest_seconds: float = 60.0  # a failing relay's first rest; doubles up to an hour
+    breaker_sends: int = 1000  # a course's last N sends that its circuit breaker weighs
+    breaker_complaint_rate: float = 0.003  # over this (0.3%), the course's sending pauses
+    breaker_bounce_rate: float = 0.05  # hard bounces over this (5%) pause it too
     smtp_connections: int = 1  # parallel SMTP connections per worker
     dkim_domain: str | None = None  # d= of the DKIM signature; unset: messages go unsigned
     dkim_selector: str | None = None  # s=: the key is published at SELECTOR._domainkey.DOMAIN
@@ -142,6 +151,7 @@ class Settings:
         _check_urls(converted)
         _check_returned_mail(converted)
         settings = replace(self, **converted)
+        check_budgets(settings)
         if any(name.startswith("dkim_") for name in converted):
             check_dkim(settings)
         check_webhooks(settings)
@@ -153,7 +163,7 @@ def _check_urls(values: Mapping[str, Any]) -> None:
     writes anything; the messages show the URL with its password masked."""
     if values.get("smtp_url"):
         try:
-            parse_smtp_url(values["smtp_url"])
+            parse_smtp_urls(values["smtp_url"])
         except ConfigError as exc:
             raise ConfigError(f"setting smtp_url (DRIP_SMTP_URL): {exc}") from None
     if "database_url" in values:
@@ -164,6 +174,50 @@ def _check_urls(values: Mapping[str, Any]) -> None:
                 f"setting database_url (DRIP_DATABASE_URL) "
                 f"{mask_secrets(repr(values['database_url']))}: {mask_secrets(str(exc))}"
             ) from None
+
+
+def check_budgets(settings: Settings) -> None:
+    """The budget settings parse, and the breaker's rates are fractions (0.003, not 0.3%)."""
+    domain_rates(settings)
+    warmup_start(settings)
+    for name in ("breaker_complaint_rate", "breaker_bounce_rate"):
+        if not 0 < getattr(settings, name) <= 1:
+            raise ConfigError(f"setting {name} (DRIP_{name.upper()}) must be a fraction: "
+                              "over 0, at most 1 (0.003 is 0.3%)")  # fmt: skip
+
+
+def domain_rates(settings: Settings) -> dict[str, float]:
+    """DRIP_DOMAIN_RATES as {domain: messages/second}; domains are compared casefolded."""
+    found: dict[str, float] = {}
+    for part in re.split(r"[,\s]+", settings.domain_rates.strip()):
+        if not part:
+            continue
+        domain, _, rate = part.partition("=")
+        try:
+            value = float(rate)
+        except ValueError:
+            value = math.nan
+        if not DKIM_NAME.fullmatch(domain) or not 0 < value < 1e6:
+            raise ConfigError(
+                f"setting domain_rates (DRIP_DOMAIN_RATES): {part[:100]!r} is not "
+                "domain=messages-per-second (e.g. gmail.com=100)"
+            )
+        found[domain.casefold()] = value
+    return found
+
+
+def warmup_start(settings: Settings) -> date | None:
+    """DRIP_WARMUP_START as a date, or None when unset: a relay's plan then starts on the day
+    its budget was first drawn from (kept in the database)."""
+    if not settings.warmup_start:
+        return None
+    try:
+        return date.fromisoformat(settings.warmup_start.strip())
+    except ValueError:
+        raise ConfigError(
+            f"setting warmup_start (DRIP_WARMUP_START): {settings.warmup_start[:40]!r} is not "
+            "a date (YYYY-MM-DD)"
+        ) from None
 
 
 def _check_returned_mail(values: Mapping[str, Any]) -> None:

@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import pace, rates, stats
+from . import breaker, pace, rates, stats
 
 
 class Metrics:
@@ -104,6 +104,7 @@ class DeliveryCollector(Collector):
         with self.sessions() as session:
             actions = _pace_actions(session)
             reported = _reported_rates(session, self.clock())
+            held = _held(session)
             for slug, counts in stats.delivery_counts(session).items():
                 for state in ("sent", "bounced", "failed"):
                     totals[state].add_metric([slug], counts[state])
@@ -118,6 +119,7 @@ class DeliveryCollector(Collector):
         yield backlog
         yield from reported.values()
         yield actions
+        yield held
 
 
 def _pace_actions(session: Session) -> CounterMetricFamily:
@@ -142,3 +144,15 @@ def _reported_rates(session: Session, now: datetime) -> dict[str, GaugeMetricFam
             reported["bounce"].add_metric([rate.course], rate.bounce_rate)
             reported["complaint"].add_metric([rate.course], rate.complaint_rate)
     return reported
+
+
+def _held(session: Session) -> GaugeMetricFamily:
+    """drip_course_held: 1 for a course its circuit breaker holds, 0 once resumed."""
+    held = GaugeMetricFamily(
+        "drip_course_held",
+        "1 while the circuit breaker holds the course's sending",
+        labels=["course"],
+    )
+    for hold in breaker.holds(session):
+        held.add_metric([hold.course_slug], 1.0 if hold.held else 0.0)
+    return held

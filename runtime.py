@@ -17,14 +17,17 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import migrations
-from .config import Settings, sns_trusted_cas
+from .breaker import Limits
+from .config import Settings, domain_rates, sns_trusted_cas, warmup_start
 from .course import Course, load_courses
 from .emails import LessonRenderer, Links
+from .endpoints import SMTPRelay, parse_smtp_urls
 from .errors import DripError, UnknownCourse
 from .hooks import Deliverer
 from .metrics import Metrics
 from .models import make_engine, make_sessionmaker, writer
 from .scheduler.dispatch import Dispatcher, RetryPolicy
+from .scheduler.gate import Gate, Route
 from .scheduler.queries import ALL_KINDS
 from .scheduler.runner import Wakeable
 from .send import Transport, transport_from_url
@@ -138,16 +141,34 @@ class Runtime:
         """The dispatcher's transport; nothing else sends on it (see new_transport)."""
         return self.new_transport()
 
-    def new_transport(self) -> Transport:
-        """A transport of one's own: an SMTP connection is never shared between threads.
-        With DKIM configured, it signs each message in the thread that sends it."""
+    def new_transport(self, relay: SMTPRelay | None = None) -> Transport:
+        """A transport of one's own (to `relay`, or the first relay DRIP_SMTP_URL names): an
+        SMTP connection is never shared between threads. With DKIM configured, it signs each
+        message in the thread that sends it."""
         transport = transport_from_url(
-            self.settings.smtp_url,
+            relay or (self.relays[0] if self.relays else None),
             self.settings.outbox_dir,
             connections=self.settings.smtp_connections,
-            rate=self.settings.send_rate,
         )
         return transport if self.signer is None else signing(transport, self.signer)
+
+    @cached_property
+    def relays(self) -> list[SMTPRelay]:
+        return parse_smtp_urls(self.settings.smtp_url) if self.settings.smtp_url else []
+
+    def gate(self, first: Transport) -> Gate:
+        """Relays (the first on `first`, the others on transports of their own) and the
+        budgets every worker shares."""
+        routes = [Route("outbox", first)]
+        if self.relays:
+            routes = [
+                Route(relay.name, first if n == 0 else self.new_transport(relay), relay.weight,
+                      relay.rate or self.settings.send_rate, relay.daily, relay.warmup)
+                for n, relay in enumerate(self.relays)
+            ]  # fmt: skip
+        return Gate(self.engine, routes, domain_rates=domain_rates(self.settings),
+                    warmup_start=warmup_start(self.settings),
+                    rest_seconds=self.settings.relay_rest_seconds)  # fmt: skip
 
     @cached_property
     def signer(self) -> Signer | None:
@@ -188,6 +209,12 @@ class Runtime:
             ),
             verp_secret=self.settings.secret_key,
             bounce_domain=self.settings.bounce_domain,
+            gate=self.gate(transport),
+            limits=Limits(
+                sends=self.settings.breaker_sends,
+                complaint_rate=self.settings.breaker_complaint_rate,
+                bounce_rate=self.settings.breaker_bounce_rate,
+            ),
         )
 
     @cached_property

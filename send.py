@@ -26,9 +26,8 @@ from types import TracebackType
 from typing import Self, TextIO
 
 from .emails.mime import Outgoing
-from .endpoints import parse_smtp_url
+from .endpoints import SMTPRelay, parse_smtp_url
 from .errors import ConfigError
-from .ratelimit import RateLimiter
 
 log = logging.getLogger("drip.send")
 
@@ -85,19 +84,20 @@ class SMTPTransport(Transport):
         username: str | None = None,
         password: str | None = None,
         timeout: float = 30.0,
-        limiter: RateLimiter | None = None,
     ) -> None:
         if security not in {"none", "starttls", "tls"}:
             raise ConfigError(f"SMTP security {security!r}: use none, starttls or tls")
         self.host, self.port, self.security = host, port, security
         self.username, self.password, self.timeout = username, password, timeout
-        self.limiter = limiter
         self.connection: smtplib.SMTP | None = None
 
     @classmethod
-    def from_url(cls, url: str, limiter: RateLimiter | None = None) -> SMTPTransport:
+    def from_url(cls, url: str) -> SMTPTransport:
         """smtp://user:pass@host:587?starttls=true, smtps://host:465, smtp://host?timeout=5."""
-        relay = parse_smtp_url(url)
+        return cls.for_relay(parse_smtp_url(url))
+
+    @classmethod
+    def for_relay(cls, relay: SMTPRelay) -> SMTPTransport:
         return cls(
             relay.host,
             relay.port,
@@ -105,7 +105,6 @@ class SMTPTransport(Transport):
             username=relay.username,
             password=relay.password,
             timeout=relay.timeout,
-            limiter=limiter,
         )
 
     def open(self) -> None:
@@ -160,8 +159,6 @@ class SMTPTransport(Transport):
         unexpected). The connection is dropped, its state being unknown; the next message opens
         another."""
         try:
-            if self.limiter is not None:
-                self.limiter.acquire()
             return self._send_one(message)
         except Exception as exc:
             self._drop()
@@ -333,16 +330,13 @@ def unexpected(message: Outgoing, exc: Exception) -> SendResult:
 
 
 def transport_from_url(
-    smtp_url: str | None, outbox_dir: Path, *, connections: int = 1, rate: float = 0.0
+    smtp_url: str | SMTPRelay | None, outbox_dir: Path, *, connections: int = 1
 ) -> Transport:
-    """SMTP when a URL is configured (`connections` in parallel, all under one machine-wide
-    `rate` per second if it is set), else the outbox folder."""
+    """SMTP when a relay is configured (`connections` in parallel), else the outbox folder.
+    Sending budgets are the dispatcher's (scheduler/gate.py), shared through the database."""
     if not smtp_url:
         return OutboxTransport(outbox_dir)
-    limiter = None
-    if rate:
-        probe = SMTPTransport.from_url(smtp_url)
-        limiter = RateLimiter.for_relay(rate, probe.host, probe.port)
+    relay = parse_smtp_url(smtp_url) if isinstance(smtp_url, str) else smtp_url
     if connections == 1:
-        return SMTPTransport.from_url(smtp_url, limiter)
-    return ParallelTransport(lambda: SMTPTransport.from_url(smtp_url, limiter), connections)
+        return SMTPTransport.for_relay(relay)
+    return ParallelTransport(lambda: SMTPTransport.for_relay(relay), connections)

@@ -45,11 +45,11 @@ def free_port() -> int:
 class Sink:
     """bench/smtp_sink.py in its own process, so its CPU is not counted as the sender's."""
 
-    def __init__(self, delay_ms: float = 0.0) -> None:
+    def __init__(self, delay_ms: float = 0.0, record: Path | None = None) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "smtp_sink.py"), "--port", str(self.port),
-             "--delay-ms", str(delay_ms)],
+             "--delay-ms", str(delay_ms), *(["--record", str(record)] if record else [])],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.process.stdout is not None

@@ -1,4 +1,4 @@
-"""Commands about courses: init, check, courses, preview, send-test."""
+"""Commands about courses: init, check, courses, preview, send-test, course (its breaker)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from email.utils import make_msgid
 from pathlib import Path
 
-from .. import stats, subscriptions
+from .. import breaker, stats, subscriptions
 from ..course import lint, load_course
 from ..emails import Outgoing, Recipient, domain_of
 from ..emails.check import render_problems
@@ -15,7 +15,7 @@ from ..emails.i18n import missing
 from ..errors import CourseError, InvalidInput
 from ..runtime import Runtime
 from ..send import SendStatus
-from . import AddParser, out
+from . import AddParser, add_now, now_of, out
 
 PREVIEW_RECIPIENT = Recipient(
     email="reader@example.com", name="Alex", unsubscribe_token="preview", manage_token="preview"
@@ -104,6 +104,27 @@ def cmd_send_test(args: argparse.Namespace, rt: Runtime) -> int:
     return 0 if result.status is SendStatus.SENT else 1
 
 
+def cmd_course(args: argparse.Namespace, rt: Runtime) -> int:
+    """`course holds` lists what the circuit breaker holds; `course resume SLUG` lets a held
+    course send again (its lessons go out in due order, none skipped)."""
+    if args.action == "holds":
+        with rt.sessions() as session:
+            for hold in breaker.holds(session):
+                if hold.held:
+                    out(f"{hold.course_slug}\theld since {hold.held_at:%Y-%m-%d %H:%M}Z\t"
+                        f"{hold.reason}")  # fmt: skip
+        return 0
+    if not args.slug:
+        raise InvalidInput("give the SLUG of the course to resume")
+    course = rt.course(args.slug)
+    with rt.write_sessions() as session, session.begin():
+        resumed = breaker.resume(session, course.slug, now_of(args, rt))
+    out(f"{course.slug}: resumed" if resumed else f"{course.slug}: not held; nothing to do")
+    if resumed:
+        rt.wake()
+    return 0
+
+
 def _lesson_message(rt: Runtime, slug: str, day: int, recipient: Recipient) -> Outgoing:
     course = rt.course(slug)
     if not 1 <= day <= course.total_days:
@@ -127,6 +148,10 @@ def register(add: AddParser) -> None:
         "--output", type=Path, default=Path("preview"), help="folder (default ./preview)"
     )
     p.add_argument("--format", choices=("html", "text", "eml"), default="text")
+    p = add("course", "a course's circuit breaker: list holds, or resume a course", cmd_course)
+    p.add_argument("action", choices=("holds", "resume"))
+    p.add_argument("slug", nargs="?")
+    add_now(p)
     p = add("send-test", "send a lesson to an address now, outside any subscription", cmd_send_test)
     p.add_argument("slug")
     p.add_argument("day", type=int)

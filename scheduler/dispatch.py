@@ -14,8 +14,11 @@
    failure -> deferred, or failed once the backoff has used up the give-up time; permanent ->
    bounced). Steps 3 and 5 retry once on a lost database connection: what the relay accepted must
    be recorded, or the lease would expire and the lesson go out twice.
-Batches repeat until nothing is due, so memory follows the batch size, not the subscriber count;
-while one batch is being sent, the next is claimed, rendered and started.
+Between 1 and 2, the gate (scheduler/gate.py) picks the batch's relay and takes its tokens from
+the budgets shared by every worker; claims over a budget are released, still due. After 5, a
+course whose complaint or bounce rate passed its limits is held (breaker.py): held courses
+are not claimed. Batches repeat until nothing is due, so memory follows the batch size, not the
+subscriber count; while one batch is being sent, the next is claimed, rendered and started.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from .. import breaker
 from ..bounces import verp_address
 from ..course.model import Course
 from ..emails import LessonRenderer, Links, Outgoing, domain_of, render_confirmation
@@ -39,6 +43,7 @@ from ..errors import RenderError
 from ..models import writer
 from ..send import SendResult, SendStatus, Transport
 from ..suppressions import end_suppressed_due
+from .gate import Gate, Route
 from .queries import ALL_KINDS, Claim, claim_due, reconnecting, release, start_deliveries
 from .record import PassResult, record_outcomes
 from .reorder import reconcile
@@ -59,6 +64,7 @@ class Batch:
     claimed_at: float = field(default_factory=time.monotonic)  # for the lease, in real time
     sending: Future[list[SendResult]] | None = None
     results: list[SendResult] = field(default_factory=list)
+    route: Route | None = None  # the relay it goes through, and no other
 
 
 @dataclass
@@ -81,12 +87,21 @@ class Dispatcher:
     verp_secret: str | None = None
     bounce_domain: str | None = None  # the VERP addresses' domain; None: the course sender's
     reconciled: bool = False  # the courses' edits have been applied to the database
+    gate: Gate | None = None  # relays and budgets; None: `transport` alone, unlimited
+    limits: breaker.Limits | None = None  # the courses' circuit breaker; None: none
+    weighed: dict[str, int] = field(default_factory=dict)  # sends per course since weighed
+
+    def __post_init__(self) -> None:
+        if self.gate is None:
+            self.gate = Gate(self.engine, [Route("default", self.transport)], sleep=self.sleep)
 
     def run_pass(self, now: datetime) -> PassResult:
         """Send every lesson due at `now`, batch after batch, until none is left.
 
         While one batch is on the wire (a thread that mostly waits on the socket), the next is
         claimed and rendered, so the SMTP server is never idle waiting for the database."""
+        assert self.gate is not None
+        self.gate.start(now)
         result = PassResult()
         in_flight: Batch | None = None
         if not self.reconciled and "lessons" in self.kinds:
@@ -94,16 +109,28 @@ class Dispatcher:
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drip-send") as wire:
                 while claims := self.claim(now):
-                    batch = self.prepare(claims, now)
+                    route, admitted = self.gate.admit(claims)
+                    taken = {id(c) for c in admitted}
+                    self._release([c for c in claims if id(c) not in taken])
+                    if route is None:
+                        log.warning("every relay rests or has used its allowance; %d claimed "
+                                    "lessons wait for a later pass", len(claims))  # fmt: skip
+                        break
+                    if not admitted:
+                        continue
+                    batch = self.prepare(admitted, now)
+                    batch.route = route
+                    self.gate.give_back(route, len(batch.dropped))
                     if in_flight is not None:
                         result.add(self.record(in_flight, now))
                         in_flight = None
-                    batch.sending = wire.submit(self._send, batch.messages)
+                    batch.sending = wire.submit(self._send, batch.messages, route.transport)
                     in_flight = batch
         finally:
             if in_flight is not None:  # a claim failed meanwhile: what went out is still recorded
                 result.add(self.record(in_flight, now))
-            self.transport.close()  # an idle SMTP connection would time out before the next pass
+            for each in self.gate.routes:  # an idle SMTP connection would time out meanwhile
+                each.transport.close()
         return result
 
     def reconcile(self, now: datetime) -> None:
@@ -114,17 +141,30 @@ class Dispatcher:
                 reconcile(session, course, now)
         self.reconciled = True
 
+    def _release(self, claims: list[Claim]) -> None:
+        """Give back claims the budgets did not admit: still due, in their order."""
+        if claims:
+            with Session(writer(self.engine)) as session, session.begin():
+                release(session, [c.subscription_id for c in claims])
+
     def deliver(self, claims: list[Claim], now: datetime) -> PassResult:
         """Render, send and record one claimed batch, in this thread."""
         batch = self.prepare(claims, now)
-        batch.results = self._send(batch.messages)
+        batch.results = self._send(batch.messages, self.transport)
         return self.record(batch, now)
 
     def claim(self, now: datetime) -> list[Claim]:
+        """Claim what is due of the courses not held, at most a batch (or one budget burst)."""
+        assert self.gate is not None
+        limit = self.gate.claim_limit(self.batch_size)
         with Session(writer(self.engine)) as session, session.begin():
             end_suppressed_due(session, now, dict(self.courses))
-            return claim_due(session, now, self.batch_size, self.courses, self.lease,
-                             _message_id, self.kinds)  # fmt: skip
+            held = breaker.held(session) if self.limits is not None else set()
+            courses = {slug: c for slug, c in self.courses.items() if slug not in held}
+            if not courses:
+                return []
+            return claim_due(session, now, limit, courses, self.lease, _message_id,
+                             self.kinds)  # fmt: skip
 
     def prepare(self, claims: list[Claim], now: datetime) -> Batch:
         """Build each claimed message, then start the ones still live and release the rest.
@@ -174,11 +214,11 @@ class Dispatcher:
         sender = verp_address(claim.subscription_id, claim.day, domain, self.verp_secret)
         return dataclasses.replace(outgoing, sender=sender)
 
-    def _send(self, messages: list[Outgoing]) -> list[SendResult]:
+    def _send(self, messages: list[Outgoing], transport: Transport) -> list[SendResult]:
         """The transport's results; an error of the transport itself fails the batch for now
         (retried), and leaves nothing in 'sending'."""
         try:
-            return self.transport.send_messages(messages)
+            return transport.send_messages(messages)
         except Exception as exc:
             log.exception("the transport failed on a batch of %d", len(messages))
             reason = " ".join(f"transport error: {type(exc).__name__}: {exc}".split())[:500]
@@ -203,6 +243,9 @@ class Dispatcher:
         patience = batch.claimed_at + self.lease.total_seconds() * 0.8 - time.monotonic()
         outcome = reconnecting(write, patience=max(0.0, patience), sleep=self.sleep)
         outcome.skipped += len(batch.dropped)
+        if batch.route is not None and self.gate is not None:
+            self.gate.settle(batch.route, batch.results)
+        self._weigh([claim for claim, _ in outcomes], now, bounced=outcome.bounced > 0)
         if self.progress is not None:
             self.progress(outcome)
         log.info(
@@ -210,6 +253,21 @@ class Dispatcher:
             outcome.sent, outcome.deferred, outcome.bounced, outcome.skipped, outcome.failed,
         )  # fmt: skip
         return outcome
+
+    def _weigh(self, sent: list[Claim], now: datetime, *, bounced: bool) -> None:
+        """Weigh each course of the batch against its breaker's limits: after a bounce, and
+        every tenth of its window of sends (complaints come in between)."""
+        if self.limits is None:
+            return
+        for claim in sent:
+            self.weighed[claim.course.slug] = self.weighed.get(claim.course.slug, 0) + 1
+        due = [slug for slug in {c.course.slug for c in sent}
+               if bounced or self.weighed[slug] >= max(1, self.limits.sends // 10)]  # fmt: skip
+        limits = self.limits
+        for slug in due:
+            self.weighed[slug] = 0
+            with Session(writer(self.engine)) as session, session.begin():
+                breaker.trip(session, slug, limits, now)
 
 
 def _message_id(course: Course, subscription_id: int, day: int) -> str:

@@ -38,6 +38,7 @@ class Received:
     data: bytes
     message: EmailMessage
     mail_options: list[str] = field(default_factory=list)  # MAIL FROM parameters: SMTPUTF8, ...
+    arrived: float = field(default_factory=time.monotonic)  # when DATA was taken
 
 
 class Handler:

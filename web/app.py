@@ -102,8 +102,9 @@ class Pages:
     def __init__(self, runtime: Runtime, clock: Callable[[], datetime]) -> None:
         self.rt, self.clock = runtime, clock
         hour = timedelta(hours=1)
-        self.per_client = Throttle(runtime.settings.signup_limit_per_client, hour)
-        self.per_address = Throttle(runtime.settings.signup_limit_per_address, hour)
+        self.per_client = Throttle("signup-client:", runtime.settings.signup_limit_per_client, hour)
+        self.per_address = Throttle("signup-address:", runtime.settings.signup_limit_per_address,
+                                    hour)  # fmt: skip
         self.trusted_proxies = trusted_proxies(runtime.settings.trusted_proxies)
         self.signups = Batcher(self._write_signups, alone_on=(IntegrityError,))
 
@@ -115,27 +116,37 @@ class Pages:
         return self.render(request, "index.html", zones=ZONES, values={}, errors={})
 
     async def subscribe(self, request: Request) -> Response:
-        """Checked on the event loop (in memory, no I/O), then written with the other signups
-        that arrive meanwhile (web/batches.py); the answer is the same for every address."""
+        """Checked on the event loop (no I/O), then written with the other signups that arrive
+        meanwhile (web/batches.py), the limits taken in the same transaction; the answer is the
+        same for every address."""
         wants_json, fields = await read_fields(request)
-        now = self.clock()
-        if not self.per_client.allow(self._client(request), now):
-            return self._answer(request, wants_json, 429, errors={"form": "Too many requests."})
         errors, course, address = self._check_signup(fields)
         if errors or course is None:
             return self._answer(request, wants_json, 422, errors=errors, values=fields)
-        if not self.per_address.allow(address.casefold(), now):
-            return self._answer(request, wants_json, 429, errors={"email": "Too many requests."})
         signup = Signup(course, address, fields.get("name", ""), fields.get("timezone") or None)
-        await self.signups.submit(signup)
+        limited = await self.signups.submit((self._client(request), signup))
+        if limited is not None:
+            return self._answer(request, wants_json, 429, errors={limited: "Too many requests."})
         return self._answer(request, wants_json, 200, course=course)
 
-    def _write_signups(self, batch: Sequence[Signup]) -> list[bool]:
+    def _write_signups(self, batch: Sequence[tuple[str, Signup]]) -> list[str | None]:
+        """Each signup's limit that refused it ("form": its client's, "email": its address's),
+        or None: written, its confirmation queued when one is due."""
+        now = self.clock()
         with self.rt.write_sessions() as session, session.begin():
-            due = signups.write(session, batch, self.clock())
+            limited = [self._limited(session, client, signup, now) for client, signup in batch]
+            admitted = [signup for (_, signup), no in zip(batch, limited, strict=True) if not no]
+            due = signups.write(session, admitted, now)
         if any(due):
             self.rt.wake()
-        return due
+        return limited
+
+    def _limited(self, session: Session, client: str, signup: Signup, now: datetime) -> str | None:
+        if not self.per_client.allow(session, client, now):
+            return "form"
+        if not self.per_address.allow(session, signup.address.casefold(), now):
+            return "email"
+        return None
 
     def _client(self, request: Request) -> str:
         peer = request.client.host if request.client else "unknown"

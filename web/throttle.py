@@ -1,16 +1,18 @@
-"""Sliding-window limits for the signup form, so it cannot be used to flood an inbox.
+"""Limits for the signup form, so it cannot be used to flood an inbox.
 
-Kept in the process: `drip run` and `drip serve` are one process each, and a limit per process
-is still a limit per client. Behind a proxy, the client address is read from X-Forwarded-For
-only when the direct peer is one of DRIP_TRUSTED_PROXIES; anyone else could reset their limit
-by sending a new address in that header.
+Kept in the database, so a limit holds across every web process and machine. Behind a proxy,
+the client address is read from X-Forwarded-For only when the direct peer is one of
+DRIP_TRUSTED_PROXIES; anyone else could reset their limit by sending a new address in that
+header.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from .. import budgets
 
 
 def trusted_proxies(setting: str) -> frozenset[str]:
@@ -31,21 +33,17 @@ def client_address(peer: str, forwarded_for: str, trusted: frozenset[str]) -> st
 
 
 class Throttle:
-    """At most `limit` events per key within `window`; `allow` records the event if it fits."""
+    """At most `limit` events per key within `window`, counted in the database (a token bucket
+    of `limit` refilled over the window, budgets.py), so every web process on every machine
+    shares one limit. Every 1,000th event also forgets the buckets idle for a whole window."""
 
-    def __init__(self, limit: int, window: timedelta) -> None:
-        self.limit, self.window = limit, window
-        self._events: dict[str, deque[datetime]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, prefix: str, limit: int, window: timedelta) -> None:
+        self.prefix, self.limit, self.window = prefix, limit, window.total_seconds()
+        self.events = 0
 
-    def allow(self, key: str, now: datetime) -> bool:
-        with self._lock:
-            events = self._events.setdefault(key, deque())
-            while events and events[0] <= now - self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                return False
-            events.append(now)
-            if len(self._events) > 100_000:  # forget idle keys rather than grow without end
-                self._events = {k: v for k, v in self._events.items() if v}
-            return True
+    def allow(self, session: Session, key: str, now: datetime) -> bool:
+        self.events += 1
+        if self.events % 1000 == 0:
+            budgets.forget_full(session, self.prefix, self.window, now.timestamp())
+        return budgets.allow(session, self.prefix + key[:300], self.limit, self.window,
+                             now.timestamp())  # fmt: skip

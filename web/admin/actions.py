@@ -54,7 +54,9 @@ class Actions:
         now = self.rt.clock()
         session = self.auth.check_post(request, fields, now)
         email, password = fields.get("email", ""), fields.get("password", "")
-        if not self.auth.allowed(request, email, now):
+        with self.rt.write_sessions() as db, db.begin():
+            allowed = self.auth.allowed(db, request, email, now)
+        if not allowed:
             return self._refused_sign_in(request, session.csrf, 429,
                                          "Too many attempts: try again in 15 minutes.")  # fmt: skip
         with self.rt.write_sessions() as db, db.begin():

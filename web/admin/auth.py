@@ -37,8 +37,8 @@ class Auth:
         self.rt = runtime
         self.signer = Signer(settings.secret_key, timedelta(seconds=settings.admin_session_seconds))
         limit = settings.admin_signin_limit
-        self.per_client = Throttle(limit * 4, SIGN_IN_WINDOW)
-        self.per_address = Throttle(limit, SIGN_IN_WINDOW)
+        self.per_client = Throttle("signin-client:", limit * 4, SIGN_IN_WINDOW)
+        self.per_address = Throttle("signin-address:", limit, SIGN_IN_WINDOW)
         self.trusted = trusted_proxies(settings.trusted_proxies)
         self.secure = settings.base_url.startswith("https://")
         if settings.secret_key == DEV_SECRET_KEY and self.secure:
@@ -65,12 +65,13 @@ class Auth:
         assert session is not None
         return session
 
-    def allowed(self, request: Request, email: str, now: datetime) -> bool:
-        """Within the sign-in limits of this client and this address (each try counts)."""
+    def allowed(self, db: Session, request: Request, email: str, now: datetime) -> bool:
+        """Within the sign-in limits of this client and this address (each try counts), kept
+        in the database: one limit across every web process."""
         peer = request.client.host if request.client else "unknown"
         client = client_address(peer, request.headers.get("x-forwarded-for", ""), self.trusted)
-        return self.per_client.allow(client, now) and self.per_address.allow(
-            email.strip().casefold()[:320], now
+        return self.per_client.allow(db, client, now) and self.per_address.allow(
+            db, email.strip().casefold()[:320], now
         )
 
     def sign_in(self, db: Session, email: str, password: str, now: datetime) -> Operator | None:

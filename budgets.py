@@ -1,0 +1,127 @@
+"""Budgets shared by every worker on every machine, kept in the database: a token bucket per
+SMTP relay and per recipient domain, a relay's count of messages today (its daily cap and
+warm-up plan) and its rest after a failing batch; the web's signup limits are buckets too.
+
+A take is one UPDATE ... RETURNING: the row is refilled for the time since its last take, as
+many tokens as there are (at most `want`, and within the day's allowance) are taken, and the
+grant comes back in the same round trip. The row lock orders concurrent takes, so workers on
+any number of machines never take more than the bucket holds. Times are seconds since the
+epoch (floats), so the arithmetic is the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.orm import Session
+
+from .models import Budget
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Bucket:
+    key: str  # "relay:host:port", "domain:gmail.com", "signup-client:ADDRESS", ...
+    rate: float  # tokens added per second
+    burst: float  # the most it holds
+
+
+@dataclass(frozen=True)
+class Grant:
+    granted: int
+    tokens: float  # left after the grant
+    rested_until: float  # a relay resting until then grants nothing
+    failures: int
+
+
+UNLIMITED = 2**62
+
+
+def _take_sql(dialect: str) -> str:
+    """The take, written once per dialect: SQLite's scalar min/max and integer cast stand for
+    PostgreSQL's least/greatest and floor."""
+    least, greatest = ("least", "greatest") if dialect == "postgresql" else ("min", "max")
+    avail = f"{least}(:burst, tokens + :rate * {greatest}(0.0, :now - refilled_at))"
+    whole = f"floor({avail} + 1e-9)" if dialect == "postgresql" else f"({avail} + 1e-9)"
+    today = "(CASE WHEN day = :day THEN day_count ELSE 0 END)"
+    grant = (
+        f"(CASE WHEN rested_until > :now THEN 0 ELSE CAST({greatest}(0, {least}(:want, "
+        f"{whole}, :allowance - {today})) AS INTEGER) END)"
+    )
+    return (
+        f"UPDATE budgets SET granted = {grant}, tokens = {avail} - {grant}, "
+        f"refilled_at = {greatest}(refilled_at, :now), day_count = {today} + {grant}, day = :day "
+        "WHERE key = :key RETURNING granted, tokens, rested_until, failures"
+    )
+
+
+def take(
+    session: Session, bucket: Bucket, want: int, now: float, *, allowance: int = UNLIMITED
+) -> Grant:
+    """Take up to `want` tokens at `now` (seconds since the epoch), at most `allowance` in the
+    UTC day of `now` counted with what was taken earlier that day. The bucket is made full
+    on its first use."""
+    sql = text(_take_sql(session.get_bind().dialect.name))
+    values = {"key": bucket.key, "rate": bucket.rate, "burst": bucket.burst, "now": now,
+              "want": want, "allowance": allowance, "day": int(now // DAY)}  # fmt: skip
+    row = session.execute(sql, values).first()
+    if row is None:
+        ensure(session, bucket, now)
+        row = session.execute(sql, values).one()
+    return Grant(int(row.granted), float(row.tokens), float(row.rested_until), int(row.failures))
+
+
+def ensure(session: Session, bucket: Bucket, now: float) -> int:
+    """Create the bucket (full) unless it exists; the day it was first used (warm-up plans
+    count from it)."""
+    session.execute(
+        text(
+            "INSERT INTO budgets (key, tokens, refilled_at, granted, day, day_count, first_day, "
+            "rested_until, failures) VALUES (:key, :burst, :now, 0, :day, 0, :day, 0, 0) "
+            "ON CONFLICT (key) DO NOTHING"
+        ),
+        {"key": bucket.key, "burst": bucket.burst, "now": now, "day": int(now // DAY)},
+    )
+    return int(session.scalar(select(Budget.first_day).where(Budget.key == bucket.key)) or 0)
+
+
+def give_back(session: Session, key: str, count: int) -> None:
+    """Return tokens taken for messages that were not sent after all (nothing was due)."""
+    if count > 0:
+        session.execute(
+            update(Budget)
+            .where(Budget.key == key)
+            .values(tokens=Budget.tokens + count, day_count=Budget.day_count - count)
+        )
+
+
+def rest(session: Session, key: str, until: float) -> int:
+    """Rest a relay until `until`; how many rests in a row it has now had."""
+    row = session.execute(
+        update(Budget)
+        .where(Budget.key == key)
+        .values(rested_until=until, failures=Budget.failures + 1)
+        .returning(Budget.failures)
+    ).first()
+    return int(row.failures) if row else 0
+
+
+def recovered(session: Session, key: str) -> None:
+    """The relay took a batch again: the next rest starts from the shortest."""
+    session.execute(update(Budget).where(Budget.key == key, Budget.failures > 0).values(failures=0))
+
+
+def allow(session: Session, key: str, limit: int, window: float, now: float) -> bool:
+    """One event against a limit of `limit` per `window` seconds (a bucket of `limit` tokens
+    refilled over the window): the web's signup limits, shared by every web process."""
+    return take(session, Bucket(key, limit / window, limit), 1, now).granted == 1
+
+
+def forget_full(session: Session, prefix: str, window: float, now: float) -> None:
+    """Delete buckets under `prefix` untouched for a whole window: they would be full again,
+    exactly as a bucket not yet made."""
+    session.execute(
+        delete(Budget).where(Budget.key.startswith(prefix), Budget.refilled_at < now - window)
+    )

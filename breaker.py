@@ -17,7 +17,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .models import CourseHold, Delivery, DeliveryState, FeedbackEvent, FeedbackKind, Subscription
+from .models import Delivery, DeliveryState, FeedbackEvent, FeedbackKind, Subscription
+from .models_budgets import CourseHold
 
 log = logging.getLogger("drip.breaker")
 

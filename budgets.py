@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
-from .models import Budget
+from .models_budgets import Budget
 
 DAY = 86400.0
 

@@ -20,7 +20,6 @@ from .commands import apikeys as apikey_commands
 from .commands import bounces as bounce_commands
 from .commands import course as course_commands
 from .commands import dns as dns_commands
-from .commands import edits as edit_commands
 from .commands import hooks as hook_commands
 from .commands import privacy as privacy_commands
 from .commands import schedule as schedule_commands
@@ -42,7 +41,7 @@ from .runtime import Runtime
 
 GROUPS = (
     course_commands, subscriber_commands, suppress_commands, service_commands, dns_commands,
-    bounce_commands, schedule_commands, edit_commands, admin_commands, apikey_commands,
+    bounce_commands, schedule_commands, admin_commands, apikey_commands,
     hook_commands, privacy_commands,
 )  # fmt: skip
 

@@ -15,7 +15,7 @@ from ..emails.i18n import missing
 from ..errors import CourseError, InvalidInput
 from ..runtime import Runtime
 from ..send import SendStatus
-from . import AddParser, add_now, now_of, out
+from . import AddParser, add_now, edits, now_of, out
 
 PREVIEW_RECIPIENT = Recipient(
     email="reader@example.com", name="Alex", unsubscribe_token="preview", manage_token="preview"
@@ -105,8 +105,13 @@ def cmd_send_test(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 def cmd_course(args: argparse.Namespace, rt: Runtime) -> int:
-    """`course holds` lists what the circuit breaker holds; `course resume SLUG` lets a held
-    course send again (its lessons go out in due order, none skipped)."""
+    """`course diff PATH` shows what an edit will do (edits.py); `course holds` lists what the
+    circuit breaker holds; `course resume SLUG` lets a held course send again (its lessons go
+    out in due order, none skipped)."""
+    if args.action == "diff":
+        if not args.target:
+            raise InvalidInput("give the PATH of the edited course folder")
+        return edits.cmd_course_diff(argparse.Namespace(path=Path(args.target)), rt)
     if args.action == "holds":
         with rt.sessions() as session:
             for hold in breaker.holds(session):
@@ -114,9 +119,9 @@ def cmd_course(args: argparse.Namespace, rt: Runtime) -> int:
                     out(f"{hold.course_slug}\theld since {hold.held_at:%Y-%m-%d %H:%M}Z\t"
                         f"{hold.reason}")  # fmt: skip
         return 0
-    if not args.slug:
+    if not args.target:
         raise InvalidInput("give the SLUG of the course to resume")
-    course = rt.course(args.slug)
+    course = rt.course(args.target)
     with rt.write_sessions() as session, session.begin():
         resumed = breaker.resume(session, course.slug, now_of(args, rt))
     out(f"{course.slug}: resumed" if resumed else f"{course.slug}: not held; nothing to do")
@@ -148,9 +153,11 @@ def register(add: AddParser) -> None:
         "--output", type=Path, default=Path("preview"), help="folder (default ./preview)"
     )
     p.add_argument("--format", choices=("html", "text", "eml"), default="text")
-    p = add("course", "a course's circuit breaker: list holds, or resume a course", cmd_course)
-    p.add_argument("action", choices=("holds", "resume"))
-    p.add_argument("slug", nargs="?")
+    p = add("course", "what an edited course folder will do to its subscribers (diff PATH); "
+            "the courses the circuit breaker holds (holds), or one let go on (resume SLUG)",
+            cmd_course)  # fmt: skip
+    p.add_argument("action", choices=("diff", "holds", "resume"))
+    p.add_argument("target", nargs="?", help="the edited course folder, or the course's SLUG")
     add_now(p)
     p = add("send-test", "send a lesson to an address now, outside any subscription", cmd_send_test)
     p.add_argument("slug")

@@ -4,13 +4,12 @@ of the course of the same slug, as the database has them (scheduler/reorder.py).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..course import Course, load_course
 from ..errors import CourseError
 from ..runtime import Runtime
 from ..scheduler.reorder import plan
-from . import AddParser, out
+from . import out
 
 
 def cmd_course_diff(args: argparse.Namespace, rt: Runtime) -> int:
@@ -42,9 +41,3 @@ def _day(course: Course, key: str) -> int:
     """Where a lesson is in the course; the end for "(complete)"."""
     position = course.position(key)
     return position if position is not None else course.total_days + 1
-
-
-def register(add: AddParser) -> None:
-    p = add("course", "what an edited course folder will do to its subscribers", cmd_course_diff)
-    p.add_argument("action", choices=["diff"])
-    p.add_argument("path", type=Path, help="the edited course folder, before it is deployed")

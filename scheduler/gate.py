@@ -27,7 +27,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from .. import budgets
-from ..models import Budget, writer
+from ..models import writer
+from ..models_budgets import Budget
 from ..send import SendResult, SendStatus, Transport
 from .queries import Claim
 

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from drip import breaker
 from drip.cli import main
 from drip.models import (
-    CourseHold,
     Delivery,
     DeliveryState,
     FeedbackEvent,
@@ -23,6 +22,7 @@ from drip.models import (
     make_engine,
     writer,
 )
+from drip.models_budgets import CourseHold
 
 from conftest import T0, make_runtime
 from fleet import DRIP, delivery_states, reader, reap, seed, start, worker_env

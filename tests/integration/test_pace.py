@@ -205,7 +205,8 @@ def _has_alice(runtime: Runtime) -> bool:
 def test_next_now_through_drip_run_is_sent_at_once(database_url, smtp_server, tmp_path) -> None:
     """The real service, with a tick of an hour: confirming and 'next now' wake it, so lesson 1
     and then lesson 2 arrive within seconds. /metrics and `drip stats` count the action."""
-    process, base = start_drip("run", database_url, smtp_server, tmp_path, tick_seconds=3600)
+    process, base = start_drip("run", database_url, smtp_server, tmp_path, tick_seconds=3600,
+                               metrics_token="pace-metrics")  # fmt: skip
     try:
         httpx.post(f"{base}/subscribe", json={"email": "run@example.com", "course": "bone-health"})
         httpx.post(base + confirm_path(smtp_server))
@@ -216,7 +217,8 @@ def test_next_now_through_drip_run_is_sent_at_once(database_url, smtp_server, tm
         done = httpx.post(base + path, data=hidden_fields(page.text))
         assert done.status_code == 200 and "Lesson 2 is on its way" in done.text
         lesson_two = smtp_server.wait_for(3, timeout=20)[2]
-        metrics = httpx.get(f"{base}/metrics").text
+        bearer = {"Authorization": "Bearer pace-metrics"}
+        metrics = httpx.get(f"{base}/metrics", headers=bearer).text
     finally:
         stop(process)
     assert "Day 2" in lesson_two.message["Subject"]

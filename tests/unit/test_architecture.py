@@ -15,7 +15,7 @@ MAX_FUNCTION_LINES = 40
 # library alone, so the subscription rules below the scheduler may use it.
 LAYERS = [
     {"errors", "endpoints", "config", "logs", "inputs", "scheduler.schedule"},
-    {"models", "models_api"},
+    {"models", "models_api", "models_budgets"},
     {"migrations", "course"},
     {"emails"},
     {"send", "webhooks", "bounces", "signing", "hooks"},

@@ -13,14 +13,16 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 
-from babel.dates import format_skeleton, format_time, get_datetime_format
+from babel.dates import format_date, format_time, get_datetime_format
 from babel.messages.pofile import read_po
+from markupsafe import Markup
 
 LOCALES = Path(__file__).resolve().parent / "locales"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 WEB = Path(__file__).resolve().parent.parent / "web"
 LANGUAGES = ("en", "de")  # English is the templates' own text; the others have a catalog
 SUBJECT = "Confirm your subscription: %(title)s"  # the confirmation's subject, built in code
+DATE_LOCALES = {"en": "en_GB"}  # English dates as the pages always wrote them: 9 March, 09:00
 _CALL = re.compile(r"""(?<!\w)N?_\("((?:[^"\\]|\\.)*)"\)""")
 
 
@@ -41,17 +43,26 @@ def gettext_for(language: str) -> Callable[[str], str]:
     return lambda text: words.get(text) or text
 
 
-def N_(text: str) -> str:  # noqa: N802 - gettext's own name for a word marked, not translated
+def html_gettext_for(language: str) -> Callable[[str], str]:
+    """The `_` of an autoescaped page: the layout's own words (ours, never a subscriber's) as
+    markup, so an apostrophe stays one and `| format` escapes the values put into them; any
+    other text (a message that may carry what someone typed) as text, escaped."""
+    translate, known = gettext_for(language), layout_words()
+    return lambda text: Markup(translate(text)) if text in known else text
+
+
+def N_(text: str) -> str:
     """Marks a word in code that a page translates later (so `layout_words` finds it)."""
     return text
 
 
 def when(moment: datetime, language: str) -> str:
-    """A day and time as `language` writes them: "Friday, November 27, 2026 at 7:30 AM",
+    """A day and time as `language` writes them: "Friday, 27 November 2026, 07:30",
     "Freitag, 27. November 2026, 07:30"."""
-    day = format_skeleton("yMMMMEEEEd", moment, locale=language)
-    clock = format_time(moment, "short", locale=language)
-    pattern = str(get_datetime_format("long", locale=language)).replace("'", "")
+    locale = DATE_LOCALES.get(language, language)
+    day = format_date(moment, "full", locale=locale)
+    clock = format_time(moment, "short", locale=locale)
+    pattern = str(get_datetime_format("long", locale=locale)).replace("'", "")
     return pattern.replace("{1}", day).replace("{0}", clock)
 
 

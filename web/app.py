@@ -34,7 +34,7 @@ from .. import pace, privacy, signups, subscriptions
 from ..config import Settings
 from ..course import Course
 from ..emails import Recipient
-from ..emails.i18n import N_, gettext_for, when
+from ..emails.i18n import N_, html_gettext_for, when
 from ..errors import InvalidInput, RenderError, UnknownCourse
 from ..models import LIVE_STATES, Subscription, SubscriptionState
 from ..runtime import Runtime
@@ -54,8 +54,15 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"}
-STATES = (N_("pending"), N_("active"), N_("paused"), N_("completed"), N_("unsubscribed"),
-          N_("bounced"), N_("failed"))  # the states the pages name, marked for the catalogs
+STATES = (
+    N_("pending"),
+    N_("active"),
+    N_("paused"),
+    N_("completed"),
+    N_("unsubscribed"),
+    N_("bounced"),
+    N_("failed"),
+)  # the states the pages name, marked for the catalogs
 
 
 class NotFound(HTTPException):
@@ -115,7 +122,7 @@ class Pages:
         context.setdefault("courses", sorted(self.rt.courses.values(), key=lambda c: c.title))
         course = context.get("course") if name != "index.html" else None
         lang = course.language if isinstance(course, Course) else "en"
-        context.update(lang=lang, _=gettext_for(lang), when=lambda moment: when(moment, lang))
+        context.update(lang=lang, _=html_gettext_for(lang), when=lambda moment: when(moment, lang))
         return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
 
     def index(self, request: Request) -> Response:
@@ -257,7 +264,8 @@ class Pages:
         """Apply one preferences action; the new subscription when the course was switched."""
         action = fields.get("action", "")
         if sub.state not in LIVE_STATES:
-            raise InvalidInput(N_("This subscription has ended; subscribe again from the course page."))
+            ended = N_("This subscription has ended; subscribe again from the course page.")
+            raise InvalidInput(ended)
         if action in ("pause", "resume", "unsubscribe"):
             subscriptions.apply(sub, action, course, now)
         elif action == "schedule":
@@ -293,9 +301,8 @@ class Pages:
                 raise NotFound
             if not pace.has_received(session, sub.id, day):
                 raise NotFound
-            recipient = Recipient(
-                sub.subscriber.email, sub.subscriber.name, sub.unsubscribe_token, sub.manage_token
-            )
+            recipient = Recipient(sub.subscriber.email, sub.subscriber.name,
+                                  sub.unsubscribe_token, sub.manage_token, sub.cadence)  # fmt: skip
         try:
             page = self.rt.renderer.page(course, day, recipient)
         except RenderError:  # logged as the lesson's problem; `drip check` names it

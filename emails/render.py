@@ -52,6 +52,7 @@ class Recipient:
     name: str
     unsubscribe_token: str
     manage_token: str
+    cadence: str | None = None  # the learner's own days (schedule.CADENCES), None: the course's
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,14 @@ class LessonRenderer:
 
     def __init__(self, links: Links) -> None:
         self.links = links
-        self._prepared: dict[tuple[str, int], _Prepared] = {}
+        self._prepared: dict[tuple[str, int, bool], _Prepared] = {}
 
     def render(
         self, course: Course, day: int, recipient: Recipient, *, message_id: str, now: datetime
     ) -> Outgoing:
         """The lesson for `recipient`, as bytes ready to send; RenderError if it cannot be."""
         with _Building(course, day):
-            prepared = self._prepared_lesson(course, day)
+            prepared = self._prepared_lesson(course, day, recipient)
             values = self._values(recipient, day, course.language)
             escaped = {name: html.escape(value) for name, value in values.items()}
             to = wire_address(recipient.email)
@@ -92,15 +93,20 @@ class LessonRenderer:
     def page(self, course: Course, day: int, recipient: Recipient) -> str:
         """The lesson's HTML as the email shows it, for the "view in your browser" page."""
         with _Building(course, day):
-            page = self._prepared_lesson(course, day).page
+            page = self._prepared_lesson(course, day, recipient).page
         for name, value in self._values(recipient, day, course.language).items():
             page = page.replace(SLOT[name], html.escape(value))
         return page
 
-    def _prepared_lesson(self, course: Course, day: int) -> _Prepared:
-        prepared = self._prepared.get((course.slug, day))
+    def _prepared_lesson(self, course: Course, day: int, recipient: Recipient) -> _Prepared:
+        """Prepared once per lesson and kind of learner: one who gets a lesson every day reads
+        "Tomorrow" above the teaser, one whose days (the course's, narrowed by their own
+        cadence) skip some reads "Next time", so a weekdays learner never on a Friday."""
+        every_day = len(course.cadence.narrowed(recipient.cadence).days) == 7
+        key = (course.slug, day, every_day)
+        prepared = self._prepared.get(key)
         if prepared is None:
-            prepared = self._prepared[(course.slug, day)] = self._prepare(course, day)
+            prepared = self._prepared[key] = self._prepare(course, day, every_day)
         return prepared
 
     def _values(self, recipient: Recipient, day: int, language: str) -> dict[str, str]:
@@ -121,7 +127,7 @@ class LessonRenderer:
         """The same lesson as an EmailMessage, parsed back from the bytes that would be sent."""
         return self.render(course, day, recipient, message_id=message_id, now=now).as_message()
 
-    def _prepare(self, course: Course, day: int) -> _Prepared:
+    def _prepare(self, course: Course, day: int, every_day: bool) -> _Prepared:
         lesson = course.lesson(day)
         values = {"day": day, "total_days": course.total_days, "course_title": course.title}
         body = render_body(lesson, {**values, **SLOT})
@@ -130,6 +136,7 @@ class LessonRenderer:
             "lesson": lesson,
             "next_lesson": course.next_lesson(day),
             "slot": SLOT,
+            "every_day": every_day,
             "_": gettext_for(course.language),
         }
         page = layouts.get_template("lesson.html").render(

@@ -190,7 +190,8 @@ def _claim(
     keep = before is not None and not resend
     return Claim(
         subscription_id=row.id, course=course, day=day,
-        recipient=Recipient(row.email, row.name, row.unsubscribe_token, row.manage_token),
+        recipient=Recipient(row.email, row.name, row.unsubscribe_token, row.manage_token,
+                            row.cadence),
         timezone=row.timezone, send_time=row.send_time, retry_attempts=row.retry_attempts,
         cadence=row.cadence,
         message_id=before.message_id if keep else new_message_id(course, row.id, day),

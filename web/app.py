@@ -34,6 +34,7 @@ from .. import pace, privacy, signups, subscriptions
 from ..config import Settings
 from ..course import Course
 from ..emails import Recipient
+from ..emails.i18n import N_, html_gettext_for, when
 from ..errors import InvalidInput, RenderError, UnknownCourse
 from ..models import LIVE_STATES, Subscription, SubscriptionState
 from ..runtime import Runtime
@@ -53,6 +54,15 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"}
+STATES = (
+    N_("pending"),
+    N_("active"),
+    N_("paused"),
+    N_("completed"),
+    N_("unsubscribed"),
+    N_("bounced"),
+    N_("failed"),
+)  # the states the pages name, marked for the catalogs
 
 
 class NotFound(HTTPException):
@@ -109,7 +119,11 @@ class Pages:
         self.signups = Batcher(self._write_signups, alone_on=(IntegrityError,))
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        """A page in the language of the one course it is about (the list of all: English)."""
         context.setdefault("courses", sorted(self.rt.courses.values(), key=lambda c: c.title))
+        course = context.get("course") if name != "index.html" else None
+        lang = course.language if isinstance(course, Course) else "en"
+        context.update(lang=lang, _=html_gettext_for(lang), when=lambda moment: when(moment, lang))
         return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
 
     def index(self, request: Request) -> Response:
@@ -261,7 +275,8 @@ class Pages:
         """Apply one preferences action; the new subscription when the course was switched."""
         action = fields.get("action", "")
         if sub.state not in LIVE_STATES:
-            raise InvalidInput("This subscription has ended; subscribe again from the course page.")
+            ended = N_("This subscription has ended; subscribe again from the course page.")
+            raise InvalidInput(ended)
         if action in ("pause", "resume", "unsubscribe"):
             subscriptions.apply(sub, action, course, now)
         elif action == "schedule":
@@ -273,7 +288,7 @@ class Pages:
             try:
                 other = self.rt.course(fields.get("course", ""))
             except UnknownCourse as exc:
-                raise InvalidInput("Choose one of the courses in the list.") from exc
+                raise InvalidInput(N_("Choose one of the courses in the list.")) from exc
             if other.slug == course.slug:
                 return None
             subscriptions.apply(sub, subscriptions.Event.UNSUBSCRIBE, course, now)
@@ -283,7 +298,7 @@ class Pages:
                 confirmed=True,
             )  # fmt: skip
         else:
-            raise InvalidInput("Unknown action.")
+            raise InvalidInput(N_("Unknown action."))
         return None
 
     def lesson(self, request: Request) -> Response:
@@ -297,9 +312,8 @@ class Pages:
                 raise NotFound
             if not pace.has_received(session, sub.id, day):
                 raise NotFound
-            recipient = Recipient(
-                sub.subscriber.email, sub.subscriber.name, sub.unsubscribe_token, sub.manage_token
-            )
+            recipient = Recipient(sub.subscriber.email, sub.subscriber.name,
+                                  sub.unsubscribe_token, sub.manage_token, sub.cadence)  # fmt: skip
         try:
             page = self.rt.renderer.page(course, day, recipient)
         except RenderError:  # logged as the lesson's problem; `drip check` names it
@@ -385,7 +399,7 @@ def _upcoming(sub: Subscription, course: Course) -> list[tuple[int, datetime]]:
 def _parse_cadence(value: str) -> str | None:
     """A learner's days (schedule.CADENCES), or None for the course's own."""
     if value and value not in CADENCES:
-        raise InvalidInput("Choose how often lessons come from the list.")
+        raise InvalidInput(N_("Choose how often lessons come from the list."))
     return value or None
 
 
@@ -393,5 +407,5 @@ def _parse_send_time(value: str) -> time:
     try:
         parsed = datetime.strptime(value, "%H:%M").time()
     except ValueError:
-        raise InvalidInput("Give the send time as HH:MM, e.g. 07:30.") from None
+        raise InvalidInput(N_("Give the send time as HH:MM, e.g. 07:30.")) from None
     return parsed

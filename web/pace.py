@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from .. import pace
 from ..course import Course
+from ..emails.i18n import N_
 from ..models import Subscription
 from ..pace import Outcome
 from ..runtime import Runtime
@@ -27,7 +28,12 @@ MAX_NUMBER = 6  # digits of a lesson or day count: more would overflow an INTEGE
 
 
 class BadRequest(Exception):
-    """A parameter that is not a number in range: answered 422 with this message."""
+    """A parameter that is not a number in range: answered 422 with this message (its words
+    marked for the catalogs, its `values` filled in after translation)."""
+
+    def __init__(self, message: str, **values: object) -> None:
+        super().__init__(message)
+        self.values = values
 
 
 class PacePages:
@@ -49,8 +55,8 @@ class PacePages:
             try:
                 action, lesson, target = _parameters(request, fields, course)
             except BadRequest as exc:
-                return self._answer(request, 422, course, sub, title="This link does not work",
-                                    message=str(exc))  # fmt: skip
+                return self._answer(request, 422, course, sub, title=N_("This link does not work"),
+                                    message=str(exc), values=exc.values)  # fmt: skip
             context = {"action": action, "lesson": lesson, "target": target}
             if fields is None:
                 return self._offer(request, session, course, sub, **context)
@@ -95,22 +101,23 @@ def _parameters(
     snooze), from the path and the query (GET) or the form (POST)."""
     action = request.path_params["action"]
     if action not in pace.ACTIONS:
-        raise BadRequest("There is no such action.")
+        raise BadRequest(N_("There is no such action."))
     lesson = _number(request.path_params["lesson"], "lesson")
     values = fields if fields is not None else dict(request.query_params)
     target = 0
     if action == "snooze":
         target = _number(values.get("days", ""), "days")
         if target not in pace.SNOOZE_DAYS:
-            raise BadRequest(f"A pause lasts {', '.join(map(str, pace.SNOOZE_DAYS))} days.")
+            days = ", ".join(map(str, pace.SNOOZE_DAYS))
+            raise BadRequest(N_("A pause lasts %(days)s days."), days=days)
     elif action == "jump":
         target = _number(values.get("to", ""), "to")
     if lesson > course.total_days or target > max(course.total_days, max(pace.SNOOZE_DAYS)):
-        raise BadRequest("This course has no such lesson.")
+        raise BadRequest(N_("This course has no such lesson."))
     return action, lesson, target
 
 
 def _number(text: str, name: str) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= MAX_NUMBER):
-        raise BadRequest(f"The link's {name} is not a number.")
+        raise BadRequest(N_("The link's %(name)s is not a number."), name=name)
     return int(text)

@@ -79,7 +79,7 @@ def test_next_now_sends_the_next_lesson_once(client, runtime, smtp_server, clock
 def test_snooze_keeps_lessons_away_for_a_week(client, runtime, smtp_server, clock) -> None:
     sub_id = started(runtime, clock)
     done = press(client, pace_link(smtp_server.messages[0], "snooze"))
-    assert done.status_code == 200 and "No lessons until Monday 9 March at 09:00" in done.text
+    assert done.status_code == 200 and "No lessons until Monday, 9 March 2026, 09:00" in done.text
     for days in range(1, 7):
         assert runtime.dispatcher.run_pass(T0 + timedelta(days=days)).sent == 0
     assert runtime.dispatcher.run_pass(datetime(2026, 3, 9, 13, tzinfo=UTC)).sent == 1

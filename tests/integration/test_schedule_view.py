@@ -72,5 +72,5 @@ def test_the_schedule_reads_while_a_lesson_is_being_sent(runtime, smtp_server, c
         assert page.status_code == 200
         after = client.get(f"/preferences/{subscription(runtime, sub_id).manage_token}")
     assert "Your next lessons" in after.text
-    assert "Lesson 2: Tuesday 3 March, 09:00" in after.text  # New York
+    assert "Lesson 2: Tuesday, 3 March 2026, 09:00" in after.text  # New York
     assert subscription(runtime, sub_id).next_due_at == datetime(2026, 3, 3, 14, tzinfo=UTC)

@@ -62,3 +62,39 @@ def test_english_and_german_are_complete_and_another_language_is_warned_about(
 def test_a_language_that_is_not_a_code_is_a_problem(tmp_path: Path) -> None:
     with pytest.raises(CourseError, match="language 'Deutsch'"):
         load_course(write_course(tmp_path / "k", toml=COURSE_TOML + 'language = "Deutsch"\n'))
+
+
+def test_drip_check_warns_about_a_missing_word_of_the_pages(tmp_path: Path, monkeypatch, capsys):
+    """A German catalog without one of the subscriber pages' words: `drip check` names it."""
+    from babel.messages.pofile import read_po, write_po
+
+    from drip.emails import i18n
+
+    assert {"Time zone", "This link does not work", "paused"} <= layout_words(), "pages' words"
+    source = i18n.LOCALES / "de" / "LC_MESSAGES" / "drip.po"
+    with source.open("rb") as file:
+        po = read_po(file, locale="de")
+    del po["Time zone"]
+    target = tmp_path / "locales" / "de" / "LC_MESSAGES" / "drip.po"
+    target.parent.mkdir(parents=True)
+    with target.open("wb") as file:
+        write_po(file, po)
+    monkeypatch.setattr(i18n, "LOCALES", tmp_path / "locales")
+    i18n.catalog.cache_clear()
+    try:
+        assert missing("de") == ["Time zone"]
+        folder = write_course(tmp_path / "kurs", toml=COURSE_TOML + 'language = "de"\n')
+        assert main(["check", str(folder)]) == 0
+        assert "language 'de' has no translation of 'Time zone'" in capsys.readouterr().err
+    finally:
+        monkeypatch.undo()
+        i18n.catalog.cache_clear()
+    assert missing("de") == []
+
+
+def test_dates_are_written_for_the_language() -> None:
+    from drip.emails.i18n import when
+
+    moment = datetime(2026, 3, 9, 9, 0)
+    assert when(moment, "de") == "Montag, 9. März 2026, 09:00"
+    assert when(moment, "en") == "Monday, 9 March 2026, 09:00"

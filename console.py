@@ -50,7 +50,7 @@ class Listed:
 
 def natural_key(text: str) -> list[Any]:
     """reader2 before reader10: digits compare as numbers, the rest without case."""
-    return [int(part) if part.isdigit() else part.casefold() for part in _DIGITS.split(text)]
+    return [int(part) if part.isdecimal() else part.casefold() for part in _DIGITS.split(text)]
 
 
 def subscriber_list(

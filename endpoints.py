@@ -120,7 +120,12 @@ def parse_listen(value: str) -> tuple[str, int]:
     """`host:port` (`[::1]:2525` for IPv6) of a listener."""
     host, colon, port = value.strip().rpartition(":")
     host = host.strip("[]")
-    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if (
+        not colon
+        or not host
+        or not (port.isascii() and port.isdigit())
+        or not 0 < int(port) < 65536
+    ):
         raise ConfigError(f"{value!r} is not host:port (e.g. 127.0.0.1:2525)")
     return host, int(port)
 

@@ -66,7 +66,7 @@ def verify(
     lowered = {name.lower(): value for name, value in received.items()}
     webhook_id = lowered.get("webhook-id", "")
     stamp = lowered.get("webhook-timestamp", "")
-    if not webhook_id or not stamp.isdigit() or len(stamp) > 12:
+    if not webhook_id or not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         raise WebhookVerificationError("missing or malformed webhook-id or webhook-timestamp")
     if abs(now.timestamp() - int(stamp)) > TOLERANCE_SECONDS:
         raise WebhookVerificationError("the timestamp is too old or too new")

@@ -209,3 +209,8 @@ def sign_in(client, email: str = OPERATOR, password: str = PASSWORD) -> str:
     answer = client.post("/admin/login", data=form, follow_redirects=False)
     assert answer.status_code == 303, answer.text[:500]
     return csrf_of(client.get("/admin").text)
+
+
+def forged(token: str) -> str:
+    """`token` with its last character changed, never to the one it had."""
+    return token[:-1] + ("y" if token.endswith("x") else "x")

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import available_timezones
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from .. import pace, privacy, signups, subscriptions
+from .. import pace, privacy, subscriptions
 from ..config import Settings
 from ..course import Course
 from ..emails import Recipient
@@ -39,20 +38,18 @@ from ..errors import InvalidInput, RenderError, UnknownCourse
 from ..models import LIVE_STATES, Subscription, SubscriptionState
 from ..runtime import Runtime
 from ..scheduler.schedule import CADENCES, next_lesson_due, zone
-from ..signups import Signup
 from ..stats import database_answers
 from . import admin, webhooks
 from .api import create_api
-from .batches import Batcher
 from .body import BodyLimit, read_fields
 from .headers import EMAIL_PAGE_POLICY, HEADERS, SecurityHeaders
 from .pace import PacePages
-from .throttle import Throttle, client_address, trusted_proxies
+from .signup import ZONES, SignupForm
+from .throttle import client_address, trusted_proxies
 
 log = logging.getLogger("drip.web")
 HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
-ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"}
 STATES = (
     N_("pending"),
@@ -74,9 +71,10 @@ def create_app(runtime: Runtime) -> Starlette:
     """The web app on `runtime`'s database and courses; its clock is read per request."""
     pages = Pages(runtime, runtime.clock)
     paces = PacePages(runtime, pages.render, pages.find_subscription)
+    form = SignupForm(runtime, pages.render, pages.client)
     routes = [
         Route("/", pages.index),
-        Route("/subscribe", pages.subscribe, methods=["POST"]),
+        Route("/subscribe", form.subscribe, methods=["POST"]),
         Route("/confirm/{token}", pages.confirm, methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", pages.unsubscribe, methods=["GET", "POST"]),
         Route("/preferences/{token}", pages.preferences, methods=["GET", "POST"]),
@@ -111,12 +109,7 @@ def app_from_env() -> Starlette:
 class Pages:
     def __init__(self, runtime: Runtime, clock: Callable[[], datetime]) -> None:
         self.rt, self.clock = runtime, clock
-        hour = timedelta(hours=1)
-        self.per_client = Throttle("signup-client:", runtime.settings.signup_limit_per_client, hour)
-        self.per_address = Throttle("signup-address:", runtime.settings.signup_limit_per_address,
-                                    hour)  # fmt: skip
         self.trusted_proxies = trusted_proxies(runtime.settings.trusted_proxies)
-        self.signups = Batcher(self._write_signups, alone_on=(IntegrityError,))
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         """A page in the language of the one course it is about (the list of all: English)."""
@@ -129,75 +122,10 @@ class Pages:
     def index(self, request: Request) -> Response:
         return self.render(request, "index.html", zones=ZONES, values={}, errors={})
 
-    async def subscribe(self, request: Request) -> Response:
-        """Checked on the event loop (no I/O), then written with the other signups that arrive
-        meanwhile (web/batches.py), the limits taken in the same transaction; the answer is the
-        same for every address."""
-        wants_json, fields = await read_fields(request)
-        errors, course, address = self._check_signup(fields)
-        if errors or course is None:
-            return self._answer(request, wants_json, 422, errors=errors, values=fields)
-        signup = Signup(course, address, fields.get("name", ""), fields.get("timezone") or None)
-        limited = await self.signups.submit((self._client(request), signup))
-        if limited is not None:
-            return self._answer(request, wants_json, 429, errors={limited: "Too many requests."})
-        return self._answer(request, wants_json, 200, course=course)
-
-    def _write_signups(self, batch: Sequence[tuple[str, Signup]]) -> list[str | None]:
-        """Each signup's limit that refused it ("form": its client's, "email": its address's),
-        or None: written, its confirmation queued when one is due."""
-        now = self.clock()
-        with self.rt.write_sessions() as session, session.begin():
-            limited = [self._limited(session, client, signup, now) for client, signup in batch]
-            admitted = [signup for (_, signup), no in zip(batch, limited, strict=True) if not no]
-            due = signups.write(session, admitted, now)
-        if any(due):
-            self.rt.wake()
-        return limited
-
-    def _limited(self, session: Session, client: str, signup: Signup, now: datetime) -> str | None:
-        if not self.per_client.allow(session, client, now):
-            return "form"
-        if not self.per_address.allow(session, signup.address.casefold(), now):
-            return "email"
-        return None
-
-    def _client(self, request: Request) -> str:
+    def client(self, request: Request) -> str:
         peer = request.client.host if request.client else "unknown"
         forwarded = request.headers.get("x-forwarded-for", "")
         return client_address(peer, forwarded, self.trusted_proxies)
-
-    def _check_signup(self, fields: dict[str, str]) -> tuple[dict[str, str], Course | None, str]:
-        errors: dict[str, str] = {}
-        course = address = None
-        try:
-            course = self.rt.course(fields.get("course", ""))
-        except UnknownCourse:
-            errors["course"] = "Choose one of the courses on this page."
-        try:
-            address = subscriptions.normalize_email(fields.get("email", ""))
-        except InvalidInput:
-            errors["email"] = "That does not look like an email address."
-        try:
-            subscriptions.check_name(fields.get("name", ""))
-        except InvalidInput as exc:
-            errors["name"] = str(exc).capitalize() + "."
-        if fields.get("timezone"):
-            try:
-                subscriptions.check_timezone(fields["timezone"])
-            except InvalidInput:
-                errors["timezone"] = "Choose a time zone from the list."
-        return errors, course, address or ""
-
-    def _answer(self, request: Request, wants_json: bool, status: int, **context: Any) -> Response:
-        errors = context.get("errors", {})
-        if wants_json:
-            body = {"errors": errors} if errors else {"status": "check your inbox"}
-            return JSONResponse(body, status_code=status)
-        if status == 200:
-            return self.render(request, "check_inbox.html", course=context.get("course"))
-        values = context.get("values", {})
-        return self.render(request, "index.html", status, zones=ZONES, values=values, errors=errors)
 
     def confirm(self, request: Request) -> Response:
         """GET shows one button and changes nothing (mail scanners open links); POST confirms."""
@@ -216,7 +144,7 @@ class Pages:
             if confirmed:
                 browser = request.headers.get("user-agent", "")
                 privacy.record_consent(session, sub, course, now, source="web",
-                                       ip=self._client(request), user_agent=browser)  # fmt: skip
+                                       ip=self.client(request), user_agent=browser)  # fmt: skip
             local = zone(sub.timezone)
             second = None
             if sub.state is SubscriptionState.ACTIVE and course.total_days > 1:

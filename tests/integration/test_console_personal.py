@@ -17,7 +17,17 @@ from drip.models_api import Consent
 from drip.runtime import Runtime
 
 from conftest import T0
-from helpers import ALICE, BOB, OPERATOR, add_operator, csrf_of, sign_in, subscribe, subscription
+from helpers import (
+    ALICE,
+    BOB,
+    OPERATOR,
+    add_operator,
+    csrf_of,
+    forged,
+    sign_in,
+    subscribe,
+    subscription,
+)
 from webhook_receiver import Receiver, add_endpoint
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
@@ -86,7 +96,7 @@ def test_erasing_needs_the_address_typed_and_the_forms_token(runtime, client) ->
     for form, status in (
         ({"csrf": csrf}, 400), ({"csrf": csrf, "confirm": ""}, 400),
         ({"csrf": csrf, "confirm": BOB}, 400), ({"csrf": csrf, "confirm": ALICE + "x"}, 400),
-        ({"confirm": ALICE}, 403), ({"csrf": csrf[:-1] + "x", "confirm": ALICE}, 403),
+        ({"confirm": ALICE}, 403), ({"csrf": forged(csrf), "confirm": ALICE}, 403),
         ({"csrf": "", "confirm": ALICE}, 403),
     ):  # fmt: skip
         answer = client.post(url, data=form)

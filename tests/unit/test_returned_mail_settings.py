@@ -15,7 +15,7 @@ from drip.reports import report_of_returned
 def test_listen_addresses() -> None:
     assert parse_listen("0.0.0.0:25") == ("0.0.0.0", 25)
     assert parse_listen("[::1]:2525") == ("::1", 2525)
-    for bad in ("2525", "host:", "host:0", "host:70000", ":25"):
+    for bad in ("2525", "host:", "host:0", "host:70000", ":25", "host:\u00b9", "host:\u0662\u0665"):
         with pytest.raises(ConfigError):
             parse_listen(bad)
 

@@ -71,6 +71,14 @@ def test_hostile_headers_are_refused_cleanly(received: dict[str, str], body: byt
         verify(SECRET, received, body, AT)
 
 
+def test_a_timestamp_of_other_digits_is_refused() -> None:
+    """Superscript one and Arabic-Indic digits are digits to str.isdigit, not all to int()."""
+    for stamp in ("\u00b9", "\u0661\u0662"):
+        with pytest.raises(WebhookVerificationError):
+            verify(SECRET, {"webhook-id": "msg_1", "webhook-timestamp": stamp,
+                            "webhook-signature": "v1,AAAA"}, b"{}", AT)  # fmt: skip
+
+
 def test_secrets_are_random_and_well_formed() -> None:
     first, second = new_secret(), new_secret()
     assert first != second and first.startswith("whsec_") and len(first) == 6 + 32

@@ -1,0 +1,107 @@
+"""POST /subscribe: a signup from the form or a JSON client.
+
+Checked on the event loop (in memory, no I/O), then written with the other signups that arrive
+meanwhile (web/batches.py): the limits per client and per address (kept in the database, so
+they hold across web processes) are taken in that batch's transaction. The answer is the same
+for every address, known, new or suppressed, so it tells no one who is subscribed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import available_timezones
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .. import signups, subscriptions
+from ..course import Course
+from ..errors import InvalidInput, UnknownCourse
+from ..runtime import Runtime
+from ..signups import Signup
+from .batches import Batcher
+from .body import read_fields
+from .throttle import Throttle
+
+ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
+
+
+class SignupForm:
+    def __init__(
+        self, runtime: Runtime, render: Callable[..., Response], client: Callable[[Request], str]
+    ) -> None:
+        self.rt, self.render, self.client = runtime, render, client
+        hour = timedelta(hours=1)
+        self.per_client = Throttle("signup-client:", runtime.settings.signup_limit_per_client, hour)
+        self.per_address = Throttle("signup-address:", runtime.settings.signup_limit_per_address,
+                                    hour)  # fmt: skip
+        self.batches = Batcher(self._write, alone_on=(IntegrityError,))
+
+    async def subscribe(self, request: Request) -> Response:
+        """Checked on the event loop (no I/O), then written with the other signups that arrive
+        meanwhile (web/batches.py), the limits taken in the same transaction; the answer is the
+        same for every address."""
+        wants_json, fields = await read_fields(request)
+        errors, course, address = self._check(fields)
+        if errors or course is None:
+            return self.answer(request, wants_json, 422, errors=errors, values=fields)
+        signup = Signup(course, address, fields.get("name", ""), fields.get("timezone") or None)
+        limited = await self.batches.submit((self.client(request), signup))
+        if limited is not None:
+            return self.answer(request, wants_json, 429, errors={limited: "Too many requests."})
+        return self.answer(request, wants_json, 200, course=course)
+
+    def _write(self, batch: Sequence[tuple[str, Signup]]) -> list[str | None]:
+        """Each signup's limit that refused it ("form": its client's, "email": its address's),
+        or None: written, its confirmation queued when one is due."""
+        now = self.rt.clock()
+        with self.rt.write_sessions() as session, session.begin():
+            limited = [self._limited(session, client, signup, now) for client, signup in batch]
+            admitted = [signup for (_, signup), no in zip(batch, limited, strict=True) if not no]
+            due = signups.write(session, admitted, now)
+        if any(due):
+            self.rt.wake()
+        return limited
+
+    def _limited(self, session: Session, client: str, signup: Signup, now: datetime) -> str | None:
+        if not self.per_client.allow(session, client, now):
+            return "form"
+        if not self.per_address.allow(session, signup.address.casefold(), now):
+            return "email"
+        return None
+
+    def _check(self, fields: dict[str, str]) -> tuple[dict[str, str], Course | None, str]:
+        errors: dict[str, str] = {}
+        course = address = None
+        try:
+            course = self.rt.course(fields.get("course", ""))
+        except UnknownCourse:
+            errors["course"] = "Choose one of the courses on this page."
+        try:
+            address = subscriptions.normalize_email(fields.get("email", ""))
+        except InvalidInput:
+            errors["email"] = "That does not look like an email address."
+        try:
+            subscriptions.check_name(fields.get("name", ""))
+        except InvalidInput as exc:
+            errors["name"] = str(exc).capitalize() + "."
+        if fields.get("timezone"):
+            try:
+                subscriptions.check_timezone(fields["timezone"])
+            except InvalidInput:
+                errors["timezone"] = "Choose a time zone from the list."
+        return errors, course, address or ""
+
+    def answer(self, request: Request, wants_json: bool, status: int, **context: Any) -> Response:
+        errors = context.get("errors", {})
+        if wants_json:
+            body = {"errors": errors} if errors else {"status": "check your inbox"}
+            return JSONResponse(body, status_code=status)
+        if status == 200:
+            return self.render(request, "check_inbox.html", course=context.get("course"))
+        values = context.get("values", {})
+        return self.render(request, "index.html", status, zones=ZONES, values=values, errors=errors)

@@ -39,21 +39,38 @@ class Grant:
 UNLIMITED = 2**62
 
 
-def _take_sql(dialect: str) -> str:
-    """The take, written once per dialect: SQLite's scalar min/max and integer cast stand for
-    PostgreSQL's least/greatest and floor."""
+def _take_set(dialect: str, row: str = "") -> str:
+    """The SET of a take, written once per dialect: refill for the time since the last take,
+    grant what there is (at most :want, within :allowance today, nothing while resting).
+    SQLite's scalar min/max and integer cast stand for PostgreSQL's least/greatest and floor;
+    `row` qualifies the row's own columns (an upsert's DO UPDATE needs "budgets.")."""
     least, greatest = ("least", "greatest") if dialect == "postgresql" else ("min", "max")
-    avail = f"{least}(:burst, tokens + :rate * {greatest}(0.0, :now - refilled_at))"
+    avail = f"{least}(:burst, {row}tokens + :rate * {greatest}(0.0, :now - {row}refilled_at))"
     whole = f"floor({avail} + 1e-9)" if dialect == "postgresql" else f"({avail} + 1e-9)"
-    today = "(CASE WHEN day = :day THEN day_count ELSE 0 END)"
+    today = f"(CASE WHEN {row}day = :day THEN {row}day_count ELSE 0 END)"
     grant = (
-        f"(CASE WHEN rested_until > :now THEN 0 ELSE CAST({greatest}(0, {least}(:want, "
+        f"(CASE WHEN {row}rested_until > :now THEN 0 ELSE CAST({greatest}(0, {least}(:want, "
         f"{whole}, :allowance - {today})) AS INTEGER) END)"
     )
     return (
-        f"UPDATE budgets SET granted = {grant}, tokens = {avail} - {grant}, "
-        f"refilled_at = {greatest}(refilled_at, :now), day_count = {today} + {grant}, day = :day "
-        "WHERE key = :key RETURNING granted, tokens, rested_until, failures"
+        f"granted = {grant}, tokens = {avail} - {grant}, refilled_at = "
+        f"{greatest}({row}refilled_at, :now), day_count = {today} + {grant}, day = :day"
+    )
+
+
+def _take_sql(dialect: str) -> str:
+    return (f"UPDATE budgets SET {_take_set(dialect)} WHERE key = :key "
+            "RETURNING granted, tokens, rested_until, failures")  # fmt: skip
+
+
+def _allow_sql(dialect: str) -> str:
+    """One token in one statement, whether or not the bucket exists yet (a new one is made
+    full, less the token): a signup limit's bucket is usually new (a new address)."""
+    return (
+        "INSERT INTO budgets (key, tokens, refilled_at, granted, day, day_count, first_day, "
+        "rested_until, failures) VALUES (:key, :burst - :want, :now, :want, :day, :want, :day, "
+        f"0, 0) ON CONFLICT (key) DO UPDATE SET {_take_set(dialect, 'budgets.')} "
+        "RETURNING granted"
     )
 
 
@@ -116,7 +133,11 @@ def recovered(session: Session, key: str) -> None:
 def allow(session: Session, key: str, limit: int, window: float, now: float) -> bool:
     """One event against a limit of `limit` per `window` seconds (a bucket of `limit` tokens
     refilled over the window): the web's signup limits, shared by every web process."""
-    return take(session, Bucket(key, limit / window, limit), 1, now).granted == 1
+    sql = text(_allow_sql(session.get_bind().dialect.name))
+    values = {"key": key, "rate": limit / window, "burst": float(limit), "now": now,
+              "want": 1 if limit >= 1 else 0, "allowance": UNLIMITED,
+              "day": int(now // DAY)}  # fmt: skip
+    return session.execute(sql, values).scalar_one() == 1
 
 
 def forget_full(session: Session, prefix: str, window: float, now: float) -> None:

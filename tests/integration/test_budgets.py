@@ -45,6 +45,23 @@ def test_the_day_allowance_counts_what_was_taken_that_day(engine: Engine) -> Non
     assert take(engine, 5, day + budgets.DAY + 1, allowance=3).granted == 3, "a new day"
 
 
+def test_a_limit_takes_one_token_in_one_statement_new_bucket_or_not(engine: Engine) -> None:
+    """`allow` makes a new bucket full less its token, as a take after `ensure` would."""
+
+    def allow(key: str, limit: int, now: float) -> bool:
+        with Session(writer(engine)) as session, session.begin():
+            return budgets.allow(session, key, limit, 3600.0, now)
+
+    assert [allow("signup:a", 3, 1000.0) for _ in range(4)] == [True, True, True, False]
+    assert allow("signup:b", 3, 1000.0), "another key has a bucket of its own"
+    assert not allow("signup:a", 3, 1000.0 + 1100), "a third of a token back after 1,100 s"
+    assert allow("signup:a", 3, 1000.0 + 1300), "a whole one after 1,200 s"
+    assert not allow("signup:none", 0, 1000.0), "a limit of 0 allows nothing"
+    with Session(writer(engine)) as session, session.begin():
+        grant = budgets.take(session, budgets.Bucket("signup:b", 3 / 3600, 3), 5, 1000.0)
+    assert grant.granted == 2, "the new bucket held 3, less the one allowed"
+
+
 def test_a_resting_relay_grants_nothing_until_its_rest_ends(engine: Engine) -> None:
     take(engine, 1, 1000.0)
     with Session(writer(engine)) as session, session.begin():

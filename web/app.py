@@ -41,6 +41,7 @@ from ..scheduler.schedule import CADENCES, next_lesson_due, zone
 from ..stats import database_answers
 from . import admin, webhooks
 from .api import create_api
+from .api.app import error as api_error
 from .body import BodyLimit, read_fields
 from .headers import EMAIL_PAGE_POLICY, HEADERS, SecurityHeaders
 from .pace import PacePages
@@ -294,6 +295,8 @@ class Pages:
         return page
 
     async def not_found(self, request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/api/"):  # one the API's mount could not match (a newline)
+            return api_error(404, "not_found", "there is no such path in the API")
         return self.render(
             request, "message.html", 404, title="This link does not work",
             message="It may have expired, or been copied only in part. If you meant to "

@@ -111,6 +111,8 @@ def test_malformed_bodies_get_the_error_shape(client, write_key) -> None:
     assert_error(client.delete("/api/v1/subscriptions", headers=auth(write_key)), 405,
                  "method_not_allowed")  # fmt: skip
     assert_error(client.get("/api/v1/nothing", headers=auth(write_key)), 404, "not_found")
+    newline = "/api/v1/subscriptions/a%0Ab/unsubscribe"  # no route of the API's mount matches
+    assert_error(client.post(newline, headers=auth(write_key)), 404, "not_found")
 
 
 def test_list_pages_through_every_subscription(client, runtime, write_key) -> None:

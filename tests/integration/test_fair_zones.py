@@ -1,0 +1,83 @@
+"""Capped sending is fair across time zones: with a daily cap released hour by hour, one zone's
+big wave does not hold the next zone's wave back until it is all sent. Each hour's sends are
+split across the zones, each zone's lessons go in due order, and every lesson goes once."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from drip.models import Delivery, DeliveryState, Subscription, make_engine
+
+from conftest import T0, make_runtime
+from fleet import reader, seed
+from smtp_server import SMTPServer
+
+WAVE = 60  # subscriptions in each zone
+EAST, WEST = "Asia/Tokyo", "Europe/Berlin"
+MIDNIGHT = T0.replace(hour=0)
+
+
+def two_waves(database_url: str) -> None:
+    """Tokyo's wave (ids 1-60) due from 00:00 UTC, Berlin's (61-120) from 01:00, each one a
+    second apart in id order."""
+    seed(database_url, 2 * WAVE, "bone-health", MIDNIGHT, zone=EAST)
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        for i in range(1, 2 * WAVE + 1):
+            wave = MIDNIGHT if i <= WAVE else MIDNIGHT + timedelta(hours=1)
+            conn.execute(update(Subscription).where(Subscription.id == i).values(
+                timezone=EAST if i <= WAVE else WEST,
+                next_due_at=wave + timedelta(seconds=i)))  # fmt: skip
+    engine.dispose()
+
+
+def sent_days(database_url: str) -> dict[int, list[int]]:
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(Delivery.subscription_id, Delivery.day, Delivery.state)
+                            .order_by(Delivery.subscription_id, Delivery.day)).all()  # fmt: skip
+    engine.dispose()
+    assert {r.state for r in rows} == {DeliveryState.SENT}
+    days: dict[int, list[int]] = {}
+    for row in rows:
+        days.setdefault(row.subscription_id, []).append(row.day)
+    return days
+
+
+def test_a_capped_relay_shares_each_hour_across_zones_in_due_order(
+    database_url: str, tmp_path: Path, smtp_server: SMTPServer
+) -> None:
+    """A cap of 240 a day, 10 an hour: at 00:10 Tokyo's first 10; from 01:10 on, while both
+    zones wait, 5 of each an hour, never Tokyo's whole backlog first."""
+    two_waves(database_url)
+    url = f"{smtp_server.url}&daily=240"
+    rt = make_runtime(database_url, tmp_path, smtp_url=url, batch_size=10)
+    hours: list[Counter[str]] = []
+    try:
+        for hour in range(72):  # three days, a pass ten minutes past each hour
+            before = len(smtp_server.messages)
+            rt.dispatcher.run_pass(MIDNIGHT + timedelta(hours=hour, minutes=10))
+            new = smtp_server.messages[before:]
+            ids = [int(m.envelope_recipients[0][6:].partition("@")[0]) for m in new]
+            hours.append(Counter(EAST if i <= WAVE else WEST for i in ids))
+    finally:
+        rt.close()
+    assert hours[0] == Counter({EAST: 10})
+    for hour in range(1, 11):  # both zones have lessons waiting
+        assert hours[hour] == Counter({EAST: 5, WEST: 5}), (hour, hours[hour])
+    firsts = [m.envelope_recipients[0] for m in smtp_server.messages[: 2 * WAVE]]
+    east = [r for r in firsts if int(r[6:].partition("@")[0]) <= WAVE]
+    assert east == [reader(i) for i in range(1, WAVE + 1)], "Tokyo in due order"
+    west = [r for r in firsts if int(r[6:].partition("@")[0]) > WAVE]
+    assert west == [reader(i) for i in range(WAVE + 1, 2 * WAVE + 1)], "Berlin in due order"
+    days = sent_days(database_url)
+    assert sorted(days) == list(range(1, 2 * WAVE + 1)), "every subscription got its lessons"
+    for sub_id, got in days.items():
+        assert got == list(range(1, len(got) + 1)), (sub_id, got)  # none skipped, none twice
+    assert len(smtp_server.messages) == sum(len(d) for d in days.values())
+    assert Counter(m.envelope_recipients[0] for m in smtp_server.messages) == Counter(
+        {reader(i): len(d) for i, d in days.items()})  # fmt: skip

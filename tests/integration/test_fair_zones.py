@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from drip.models import Delivery, DeliveryState, Subscription, make_engine
 
 from conftest import T0, make_runtime
-from fleet import reader, seed
+from fleet import reader, reap, seed, start, worker_env
 from smtp_server import SMTPServer
 
 WAVE = 60  # subscriptions in each zone
@@ -81,3 +81,23 @@ def test_a_capped_relay_shares_each_hour_across_zones_in_due_order(
     assert len(smtp_server.messages) == sum(len(d) for d in days.values())
     assert Counter(m.envelope_recipients[0] for m in smtp_server.messages) == Counter(
         {reader(i): len(d) for i, d in days.items()})  # fmt: skip
+
+
+def test_workers_claiming_at_once_under_a_cap_send_each_lesson_once(
+    database_url: str, tmp_path: Path, smtp_server: SMTPServer
+) -> None:
+    """Three `drip tick` processes at 01:10 under the cap of 240 a day (20 by then): 20 in all,
+    from both zones, none twice; at 23:10 the rest of the first lessons, each once."""
+    two_waves(database_url)
+    env = worker_env(database_url, f"{smtp_server.url}&daily=240", tmp_path, batch_size=10)
+    for at, total in ((MIDNIGHT + timedelta(hours=1, minutes=10), 20),
+                      (MIDNIGHT + timedelta(hours=23, minutes=10), 2 * WAVE)):  # fmt: skip
+        logs = [tmp_path / f"worker{i}-{at.hour}.log" for i in range(3)]
+        workers = [start(["tick", "--now", at.isoformat()], env, log) for log in logs]
+        assert reap(workers) == [0, 0, 0], [log.read_text()[-2000:] for log in logs]
+        got = Counter(m.envelope_recipients[0] for m in smtp_server.messages)
+        assert sum(got.values()) == total and set(got.values()) == {1}, got
+        if total == 20:
+            east = sum(1 for r in got if int(r[6:].partition("@")[0]) <= WAVE)
+            assert 5 <= east <= 15, got  # both zones share the hour
+    assert sent_days(database_url) == {i: [1] for i in range(1, 2 * WAVE + 1)}

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from drip.models import Delivery, DeliveryState, Subscription, make_engine
+from drip.scheduler.queries import ALL_KINDS, due
 
 from conftest import T0, make_runtime
 from fleet import reader, reap, seed, start, worker_env
@@ -101,3 +102,20 @@ def test_workers_claiming_at_once_under_a_cap_send_each_lesson_once(
             east = sum(1 for r in got if int(r[6:].partition("@")[0]) <= WAVE)
             assert 5 <= east <= 15, got  # both zones share the hour
     assert sent_days(database_url) == {i: [1] for i in range(1, 2 * WAVE + 1)}
+
+
+def test_only_a_capped_relay_claims_by_zone_and_the_hot_path_keeps_its_order(
+    database_url: str, tmp_path: Path, smtp_server: SMTPServer
+) -> None:
+    """A rate alone caps no day: the claim stays the plain earliest-due one (its index plan)."""
+    for query, capped in (("", False), ("&rate=50", False), ("&daily=100", True),
+                          ("&warmup=50:100", True)):  # fmt: skip
+        rt = make_runtime(database_url, tmp_path, smtp_url=smtp_server.url + query)
+        try:
+            assert rt.dispatcher.gate is not None and rt.dispatcher.gate.capped is capped
+        finally:
+            rt.close()
+    plain = str(due(T0, 10, ["bone-health"], ALL_KINDS))
+    assert "row_number" not in plain and plain.endswith("LIMIT :param_1 FOR UPDATE")
+    assert "row_number() OVER (PARTITION BY subscriptions.timezone" in str(
+        due(T0, 10, ["bone-health"], ALL_KINDS, fair=True))  # fmt: skip

@@ -164,7 +164,7 @@ class Dispatcher:
             if not courses:
                 return []
             return claim_due(session, now, limit, courses, self.lease, _message_id,
-                             self.kinds)  # fmt: skip
+                             self.kinds, fair=self.gate.capped)  # fmt: skip
 
     def prepare(self, claims: list[Claim], now: datetime) -> Batch:
         """Build each claimed message, then start the ones still live and release the rest.

@@ -8,7 +8,8 @@ from the budgets every worker on every machine shares (budgets.py).
    enough, and waits for the rest (at most one burst is claimed at a time, so the wait is
    short). A relay at its day's allowance (daily cap or warm-up plan, paced over the day)
    grants what is left and the rest of the batch is released: it waits for a later pass, in
-   due order, never skipped.
+   due order, never skipped. While a relay is capped so, claims are taken round robin across
+   time zones (scheduler/fair.py).
 3. After the send: a relay that refused the connection or answered 4xx to most of the batch
    rests (DRIP_RELAY_REST_SECONDS, doubled with each rest in a row, at most an hour) and its
    share moves to the others. A batch belongs to one relay: no lesson goes through two.
@@ -101,6 +102,12 @@ class Gate:
             or len(self.routes) > 1
             or any(r.rate or r.daily or r.warmup for r in self.routes)
         )
+
+    @property
+    def capped(self) -> bool:
+        """A relay's daily cap or warm-up plan may hold lessons over to later hours: then the
+        claim is fair across time zones (scheduler/fair.py), so no zone's wave starves."""
+        return any(r.daily or r.warmup for r in self.routes)
 
     def claim_limit(self, batch_size: int) -> int:
         """Claim at most one burst of the slowest relay: more would only wait, leased."""

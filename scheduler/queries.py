@@ -27,6 +27,7 @@ from ..models import (
     Suppression,
 )
 from ..subscriptions import confirmation_due_condition, due_condition
+from .fair import order as fair_order
 
 log = logging.getLogger("drip.dispatch")
 T = TypeVar("T")
@@ -78,15 +79,20 @@ DUE_KINDS = {"lessons": due_condition, "confirmations": confirmation_due_conditi
 ALL_KINDS = frozenset(DUE_KINDS)
 
 
-def due(now: datetime, limit: int, course_slugs: list[str], kinds: frozenset[str]) -> Any:
+def due(
+    now: datetime, limit: int, course_slugs: list[str], kinds: frozenset[str], fair: bool = False
+) -> Any:
     """The claim query: subscriptions that are
     - due at `now`: a lesson (subscriptions.due_condition) and/or a confirmation email
       (confirmation_due_condition), as `kinds` says,
     - of a course this process has loaded,
     - not leased by a live worker (no lease, or its deadline has passed),
     - not of a suppressed address (suppressions.end_suppressed_due ends those);
-    oldest due first, at most `limit`, locked for this transaction and skipped by the others."""
-    return (
+    oldest due first (or, `fair` while sending is capped, round robin across time zones:
+    scheduler/fair.py), at most `limit`, locked for this transaction and skipped by the
+    others."""
+    conditions = claimable(now, course_slugs, kinds)
+    query = (
         select(
             Subscription.id,
             Subscription.course_slug,
@@ -104,26 +110,32 @@ def due(now: datetime, limit: int, course_slugs: list[str], kinds: frozenset[str
             Subscriber.name,
         )
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(
-            or_(*(condition(now) for kind, condition in DUE_KINDS.items() if kind in kinds)),
-            Subscription.course_slug.in_(course_slugs),
-            or_(Subscription.leased_until.is_(None), Subscription.leased_until <= now),
-            ~exists().where(Suppression.email_key == Subscriber.email_key),
-        )
-        .order_by(Subscription.next_due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=Subscription)
+        .where(*conditions)
     )
+    query = fair_order(query, conditions) if fair else query.order_by(Subscription.next_due_at)
+    return query.limit(limit).with_for_update(skip_locked=True, of=Subscription)
+
+
+def claimable(now: datetime, course_slugs: list[str], kinds: frozenset[str]) -> list[Any]:
+    """The conditions of a claimable subscription (joined with its subscriber), as `due`
+    lists them."""
+    return [
+        or_(*(condition(now) for kind, condition in DUE_KINDS.items() if kind in kinds)),
+        Subscription.course_slug.in_(course_slugs),
+        or_(Subscription.leased_until.is_(None), Subscription.leased_until <= now),
+        ~exists().where(Suppression.email_key == Subscriber.email_key),
+    ]
 
 
 def claim_due(
     session: Session, now: datetime, limit: int, courses: Mapping[str, Course],
     lease: timedelta, new_message_id: Callable[[Course, int, int], str],
-    kinds: frozenset[str] = ALL_KINDS,
+    kinds: frozenset[str] = ALL_KINDS, fair: bool = False,
 ) -> list[Claim]:  # fmt: skip
-    """Lease what is due and return it as claims; a message tried before keeps its Message-ID
-    (a confirmation asked for again after one went out gets a new one)."""
-    rows = session.execute(due(now, limit, list(courses), kinds)).all()
+    """Lease what is due and return it as claims (`fair`: round robin across time zones);
+    a message tried before keeps its Message-ID (a confirmation asked for again after one
+    went out gets a new one)."""
+    rows = session.execute(due(now, limit, list(courses), kinds, fair)).all()
     if not rows:
         return []
     ahead = received_ahead(session, [r.id for r in rows if _passes_over(r)])

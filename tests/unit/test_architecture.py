@@ -40,6 +40,7 @@ LAYERS = [
 ]
 SQL_MODULES = {
     "scheduler.queries",
+    "scheduler.fair",
     "scheduler.reorder",
     "subscriptions",
     "finders",

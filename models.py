@@ -377,7 +377,20 @@ def insert_new(
     meanwhile by another transaction is skipped, not an error."""
     if not rows:
         return set()
-    build = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = build(table).on_conflict_do_nothing(index_elements=[key]).returning(key)
+    statement = _insert_new_statement(session.get_bind().dialect.name, table, key)
     # Parameters apart from the statement: compiled once, sent as one multi-row INSERT.
     return set(session.execute(statement, rows).scalars())
+
+
+_INSERT_NEW: dict[tuple[str, Table, str], Any] = {}  # by column name: a Column's == builds SQL
+
+
+def _insert_new_statement(dialect: str, table: Table, key: Column[Any]) -> Any:
+    """The INSERT .. ON CONFLICT DO NOTHING RETURNING of `insert_new`, built once per table:
+    building it is most of the statement's cost in Python for a one-row insert."""
+    found = _INSERT_NEW.get((dialect, table, key.name))
+    if found is None:
+        build = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        found = build(table).on_conflict_do_nothing(index_elements=[key]).returning(key)
+        _INSERT_NEW[(dialect, table, key.name)] = found
+    return found

@@ -120,6 +120,8 @@ def _without_repeated_codes(reply: str) -> str:
 
 def one_line(text: str, limit: int = DIAGNOSTIC_LIMIT) -> str:
     """Whitespace runs (folded lines included) become one space, control characters go."""
-    text = "".join(ch if ch.isprintable() else " " for ch in text[: limit * 8])
+    text = text[: limit * 8]
+    if not text.isprintable():  # a character at a time only when there is one to replace
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -212,5 +212,6 @@ def sign_in(client, email: str = OPERATOR, password: str = PASSWORD) -> str:
 
 
 def forged(token: str) -> str:
-    """`token` with its last character changed, never to the one it had."""
-    return token[:-1] + ("y" if token.endswith("x") else "x")
+    """`token` with its first character changed, never to the one it had (the last character
+    of unpadded base64 may carry bits a decoder ignores, so changing it may change nothing)."""
+    return ("y" if token.startswith("x") else "x") + token[1:]

@@ -11,7 +11,11 @@ epoch (floats), so the arithmetic is the same on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
@@ -39,9 +43,9 @@ class Grant:
 UNLIMITED = 2**62
 
 
-def _take_set(dialect: str, row: str = "") -> str:
+def _take_set(dialect: str, row: str = "", want: str = ":want") -> str:
     """The SET of a take, written once per dialect: refill for the time since the last take,
-    grant what there is (at most :want, within :allowance today, nothing while resting).
+    grant what there is (at most `want`, within :allowance today, nothing while resting).
     SQLite's scalar min/max and integer cast stand for PostgreSQL's least/greatest and floor;
     `row` qualifies the row's own columns (an upsert's DO UPDATE needs "budgets.")."""
     least, greatest = ("least", "greatest") if dialect == "postgresql" else ("min", "max")
@@ -49,7 +53,7 @@ def _take_set(dialect: str, row: str = "") -> str:
     whole = f"floor({avail} + 1e-9)" if dialect == "postgresql" else f"({avail} + 1e-9)"
     today = f"(CASE WHEN {row}day = :day THEN {row}day_count ELSE 0 END)"
     grant = (
-        f"(CASE WHEN {row}rested_until > :now THEN 0 ELSE CAST({greatest}(0, {least}(:want, "
+        f"(CASE WHEN {row}rested_until > :now THEN 0 ELSE CAST({greatest}(0, {least}({want}, "
         f"{whole}, :allowance - {today})) AS INTEGER) END)"
     )
     return (
@@ -63,14 +67,17 @@ def _take_sql(dialect: str) -> str:
             "RETURNING granted, tokens, rested_until, failures")  # fmt: skip
 
 
-def _allow_sql(dialect: str) -> str:
-    """One token in one statement, whether or not the bucket exists yet (a new one is made
-    full, less the token): a signup limit's bucket is usually new (a new address)."""
+def _allow_sql(dialect: str, rows: int) -> str:
+    """Tokens for `rows` keys in one statement, whether or not their buckets exist yet (a new
+    one is made full, less what it grants): a signup limit's bucket is usually new (a new
+    address). Each row's want travels as its `granted` value, so the DO UPDATE reads it back
+    as excluded.granted (no more than a full bucket's whole tokens, all it could grant)."""
+    values = ", ".join(f"(:key{n}, :burst - :want{n}, :now, :want{n}, :day, :want{n}, :day, 0, 0)"
+                       for n in range(rows))  # fmt: skip
     return (
         "INSERT INTO budgets (key, tokens, refilled_at, granted, day, day_count, first_day, "
-        "rested_until, failures) VALUES (:key, :burst - :want, :now, :want, :day, :want, :day, "
-        f"0, 0) ON CONFLICT (key) DO UPDATE SET {_take_set(dialect, 'budgets.')} "
-        "RETURNING granted"
+        f"rested_until, failures) VALUES {values} ON CONFLICT (key) DO UPDATE SET "
+        f"{_take_set(dialect, 'budgets.', 'excluded.granted')} RETURNING key, granted"
     )
 
 
@@ -130,14 +137,28 @@ def recovered(session: Session, key: str) -> None:
     session.execute(update(Budget).where(Budget.key == key, Budget.failures > 0).values(failures=0))
 
 
-def allow(session: Session, key: str, limit: int, window: float, now: float) -> bool:
-    """One event against a limit of `limit` per `window` seconds (a bucket of `limit` tokens
-    refilled over the window): the web's signup limits, shared by every web process."""
-    sql = text(_allow_sql(session.get_bind().dialect.name))
-    values = {"key": key, "rate": limit / window, "burst": float(limit), "now": now,
-              "want": 1 if limit >= 1 else 0, "allowance": UNLIMITED,
-              "day": int(now // DAY)}  # fmt: skip
-    return session.execute(sql, values).scalar_one() == 1
+def allow(session: Session, keys: Sequence[str], limit: int, window: float, now: float) -> list[bool]:
+    """One event for each of `keys` against a limit of `limit` per `window` seconds (a bucket
+    of `limit` tokens refilled over the window), all in one statement: the web's signup and
+    sign-in limits, shared by every web process. A key named n times takes n tokens at once,
+    and its first events are the ones allowed."""
+    wants = Counter(keys)
+    if not wants:
+        return []
+    full = max(0, math.floor(limit + 1e-9))
+    names = list(wants)
+    values: dict[str, Any] = {"rate": limit / window, "burst": float(limit), "now": now,
+                              "allowance": UNLIMITED, "day": int(now // DAY)}  # fmt: skip
+    for n, key in enumerate(names):
+        values[f"key{n}"], values[f"want{n}"] = key, min(wants[key], full)
+    sql = text(_allow_sql(session.get_bind().dialect.name, len(names)))
+    granted = {row.key: int(row.granted) for row in session.execute(sql, values)}
+    seen: Counter[str] = Counter()
+    allowed = []
+    for key in keys:
+        seen[key] += 1
+        allowed.append(seen[key] <= granted.get(key, 0))
+    return allowed
 
 
 def forget_full(session: Session, prefix: str, window: float, now: float) -> None:

@@ -60,19 +60,24 @@ class SignupForm:
         or None: written, its confirmation queued when one is due."""
         now = self.rt.clock()
         with self.rt.write_sessions() as session, session.begin():
-            limited = [self._limited(session, client, signup, now) for client, signup in batch]
+            limited = self._limited(session, batch, now)
             admitted = [signup for (_, signup), no in zip(batch, limited, strict=True) if not no]
             due = signups.write(session, admitted, now)
         if any(due):
             self.rt.wake()
         return limited
 
-    def _limited(self, session: Session, client: str, signup: Signup, now: datetime) -> str | None:
-        if not self.per_client.allow(session, client, now):
-            return "form"
-        if not self.per_address.allow(session, signup.address.casefold(), now):
-            return "email"
-        return None
+    def _limited(
+        self, session: Session, batch: Sequence[tuple[str, Signup]], now: datetime
+    ) -> list[str | None]:
+        """Each signup's limit that refused it, one statement per limit for the whole batch:
+        its client's first, and its address's for those its client's let through."""
+        by_client = self.per_client.allow_all(session, [client for client, _ in batch], now)
+        passed = [signup for (_, signup), ok in zip(batch, by_client, strict=True) if ok]
+        by_address = iter(self.per_address.allow_all(
+            session, [signup.address.casefold() for signup in passed], now))  # fmt: skip
+        return [None if ok and next(by_address) else "form" if not ok else "email"
+                for ok in by_client]  # fmt: skip
 
     def _check(self, fields: dict[str, str]) -> tuple[dict[str, str], Course | None, str]:
         errors: dict[str, str] = {}

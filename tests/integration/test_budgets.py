@@ -50,7 +50,7 @@ def test_a_limit_takes_one_token_in_one_statement_new_bucket_or_not(engine: Engi
 
     def allow(key: str, limit: int, now: float) -> bool:
         with Session(writer(engine)) as session, session.begin():
-            return budgets.allow(session, key, limit, 3600.0, now)
+            return budgets.allow(session, [key], limit, 3600.0, now)[0]
 
     assert [allow("signup:a", 3, 1000.0) for _ in range(4)] == [True, True, True, False]
     assert allow("signup:b", 3, 1000.0), "another key has a bucket of its own"
@@ -60,6 +60,23 @@ def test_a_limit_takes_one_token_in_one_statement_new_bucket_or_not(engine: Engi
     with Session(writer(engine)) as session, session.begin():
         grant = budgets.take(session, budgets.Bucket("signup:b", 3 / 3600, 3), 5, 1000.0)
     assert grant.granted == 2, "the new bucket held 3, less the one allowed"
+
+
+def test_a_batch_of_events_takes_its_tokens_in_one_statement(engine: Engine) -> None:
+    """A batch of signups: keys repeated within it take their tokens together, the first
+    events of a key are the ones allowed, and existing and new buckets go alike."""
+
+    def allow(keys: list[str], now: float) -> list[bool]:
+        with Session(writer(engine)) as session, session.begin():
+            return budgets.allow(session, keys, 2, 3600.0, now)
+
+    assert allow([], 1000.0) == []
+    assert allow(["k:a"], 1000.0) == [True]
+    assert allow(["k:a", "k:b", "k:a", "k:c", "k:b", "k:b", "k:a"], 1000.0) == [
+        True, True, False, True, True, False, False,
+    ]  # fmt: skip
+    assert allow(["k:c", "k:c", "k:d"] * 2, 1000.0) == [True, False, True, False, False, True]
+    assert allow(["k:b", "k:a"], 1000.0 + 1800) == [True, True], "a token back per 1,800 s"
 
 
 def test_a_resting_relay_grants_nothing_until_its_rest_ends(engine: Engine) -> None:

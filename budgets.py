@@ -137,7 +137,9 @@ def recovered(session: Session, key: str) -> None:
     session.execute(update(Budget).where(Budget.key == key, Budget.failures > 0).values(failures=0))
 
 
-def allow(session: Session, keys: Sequence[str], limit: int, window: float, now: float) -> list[bool]:
+def allow(
+    session: Session, keys: Sequence[str], limit: int, window: float, now: float
+) -> list[bool]:
     """One event for each of `keys` against a limit of `limit` per `window` seconds (a bucket
     of `limit` tokens refilled over the window), all in one statement: the web's signup and
     sign-in limits, shared by every web process. A key named n times takes n tokens at once,

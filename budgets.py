@@ -11,13 +11,14 @@ epoch (floats), so the arithmetic is the same on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import TextClause, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from .models_budgets import Budget
@@ -62,23 +63,35 @@ def _take_set(dialect: str, row: str = "", want: str = ":want") -> str:
     )
 
 
-def _take_sql(dialect: str) -> str:
-    return (f"UPDATE budgets SET {_take_set(dialect)} WHERE key = :key "
-            "RETURNING granted, tokens, rested_until, failures")  # fmt: skip
+@functools.cache
+def _take_sql(dialect: str) -> TextClause:
+    return text(f"UPDATE budgets SET {_take_set(dialect)} WHERE key = :key "
+                "RETURNING granted, tokens, rested_until, failures")  # fmt: skip
 
 
-def _allow_sql(dialect: str, rows: int) -> str:
-    """Tokens for `rows` keys in one statement, whether or not their buckets exist yet (a new
-    one is made full, less what it grants): a signup limit's bucket is usually new (a new
-    address). Each row's want travels as its `granted` value, so the DO UPDATE reads it back
-    as excluded.granted (no more than a full bucket's whole tokens, all it could grant)."""
-    values = ", ".join(f"(:key{n}, :burst - :want{n}, :now, :want{n}, :day, :want{n}, :day, 0, 0)"
-                       for n in range(rows))  # fmt: skip
-    return (
+@functools.cache
+def _allow_sql(dialect: str) -> TextClause:
+    """Tokens for many keys in one statement of one text (so the driver and the server parse
+    it once), whether or not their buckets exist yet (a new one is made full, less what it
+    grants): a signup limit's bucket is usually new (a new address). The keys and wants come
+    as two arrays (PostgreSQL) or one JSON list of pairs (SQLite); each row's want travels as
+    its `granted` value, which the DO UPDATE reads back as excluded.granted. (WHERE true tells
+    SQLite's parser that ON CONFLICT belongs to the upsert.)"""
+    if dialect == "postgresql":
+        rows = (
+            "SELECT k, w FROM unnest(CAST(:keys AS text[]), CAST(:wants AS integer[])) AS t(k, w)"
+        )
+    else:
+        rows = (
+            "SELECT json_extract(value, '$[0]') AS k, json_extract(value, '$[1]') AS w "
+            "FROM json_each(:pairs)"
+        )
+    return text(
         "INSERT INTO budgets (key, tokens, refilled_at, granted, day, day_count, first_day, "
-        f"rested_until, failures) VALUES {values} ON CONFLICT (key) DO UPDATE SET "
+        f"rested_until, failures) SELECT r.k, :burst - r.w, :now, r.w, :day, r.w, :day, 0, 0 "
+        f"FROM ({rows}) AS r WHERE true ON CONFLICT (key) DO UPDATE SET "
         f"{_take_set(dialect, 'budgets.', 'excluded.granted')} RETURNING key, granted"
-    )
+    )  # the text is built once per dialect
 
 
 def take(
@@ -87,7 +100,7 @@ def take(
     """Take up to `want` tokens at `now` (seconds since the epoch), at most `allowance` in the
     UTC day of `now` counted with what was taken earlier that day. The bucket is made full
     on its first use."""
-    sql = text(_take_sql(session.get_bind().dialect.name))
+    sql = _take_sql(session.get_bind().dialect.name)
     values = {"key": bucket.key, "rate": bucket.rate, "burst": bucket.burst, "now": now,
               "want": want, "allowance": allowance, "day": int(now // DAY)}  # fmt: skip
     row = session.execute(sql, values).first()
@@ -148,12 +161,12 @@ def allow(
     if not wants:
         return []
     full = max(0, math.floor(limit + 1e-9))
-    names = list(wants)
-    values: dict[str, Any] = {"rate": limit / window, "burst": float(limit), "now": now,
-                              "allowance": UNLIMITED, "day": int(now // DAY)}  # fmt: skip
-    for n, key in enumerate(names):
-        values[f"key{n}"], values[f"want{n}"] = key, min(wants[key], full)
-    sql = text(_allow_sql(session.get_bind().dialect.name, len(names)))
+    keys_wants = [(key, min(n, full)) for key, n in wants.items()]
+    values = {"rate": limit / window, "burst": float(limit), "now": now,
+              "allowance": UNLIMITED, "day": int(now // DAY),
+              "keys": [k for k, _ in keys_wants], "wants": [w for _, w in keys_wants],
+              "pairs": json.dumps(keys_wants)}  # fmt: skip
+    sql = _allow_sql(session.get_bind().dialect.name)
     granted = {row.key: int(row.granted) for row in session.execute(sql, values)}
     seen: Counter[str] = Counter()
     allowed = []

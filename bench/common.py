@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy import Engine, create_engine, func, insert, select, text
 
 from drip import migrations
 from drip.models import Subscriber, Subscription, SubscriptionState, make_engine
@@ -91,6 +91,17 @@ class Database:
             with admin.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{self.schema}" CASCADE'))
             admin.dispose()
+
+    def due(self, due_at: datetime) -> int:
+        """How many of the seeded lessons due at `due_at` are still waiting to be sent."""
+        engine = make_engine(self.url)
+        with engine.connect() as conn:
+            waiting = conn.scalar(
+                select(func.count()).where(Subscription.next_due_at <= due_at,
+                                           Subscription.state == SubscriptionState.ACTIVE)
+            )  # fmt: skip
+        engine.dispose()
+        return int(waiting or 0)
 
     def seed(self, count: int, course_slug: str, due_at: datetime, days: int = 7) -> float:
         """`count` active subscribers over ZONES and lessons 1..days, due at `due_at`; seconds."""

@@ -120,7 +120,8 @@ def _serve_beside(args: argparse.Namespace, rt: Runtime, dispatcher: Dispatcher)
     try:
         _serve(args, rt)
     finally:
-        log.info("stopping: finishing the pass under way")
+        log.info("stopping: finishing the batch under way")
+        dispatcher.stopping.set()
         scheduler.shutdown(wait=True)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -90,13 +91,17 @@ class Dispatcher:
     gate: Gate | None = None  # relays and budgets; None: `transport` alone, unlimited
     limits: breaker.Limits | None = None  # the courses' circuit breaker; None: none
     weighed: dict[str, int] = field(default_factory=dict)  # sends per course since weighed
+    # Set when the process is asked to stop: the pass ends after the batch under way (the rest
+    # stays due for the next pass of any worker), so a deploy never waits for a whole backlog.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         if self.gate is None:
             self.gate = Gate(self.engine, [Route("default", self.transport)], sleep=self.sleep)
 
     def run_pass(self, now: datetime) -> PassResult:
-        """Send every lesson due at `now`, batch after batch, until none is left.
+        """Send every lesson due at `now`, batch after batch, until none is left (or the
+        process is stopping).
 
         While one batch is on the wire (a thread that mostly waits on the socket), the next is
         claimed and rendered, so the SMTP server is never idle waiting for the database."""
@@ -108,7 +113,7 @@ class Dispatcher:
             self.reconcile(now)
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drip-send") as wire:
-                while claims := self.claim(now):
+                while not self.stopping.is_set() and (claims := self.claim(now)):
                     route, admitted = self.gate.admit(claims)
                     taken = {id(c) for c in admitted}
                     self._release([c for c in claims if id(c) not in taken])

@@ -133,7 +133,8 @@ def run_forever(
     also: tuple[Periodic, ...] = (),
 ) -> None:
     """Run dispatch passes (and the jobs `also` names) until SIGINT/SIGTERM (or `stop` is
-    set); a pass under way is finished before returning."""
+    set); the batch under way is sent and recorded before returning, and the pass ends there
+    (what is still due waits for the next worker's pass)."""
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -142,5 +143,6 @@ def run_forever(
     for name, job, seconds in also:
         add_periodic(scheduler, name, job, seconds)
     stop.wait()
-    log.info("stopping: finishing the pass under way")
+    log.info("stopping: finishing the batch under way")
+    dispatcher.stopping.set()
     scheduler.shutdown(wait=True)

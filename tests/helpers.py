@@ -45,7 +45,7 @@ def subscribe(rt: Runtime, email: str, now: datetime = T0, confirmed: bool = Tru
     with rt.sessions() as session, session.begin():
         sub = subscriptions.subscribe(
             session, rt.course("bone-health"), email, now=now, name=email.split("@")[0].title(),
-            timezone=ZONES[email], confirmed=confirmed,
+            timezone=ZONES.get(email, ZONES[ALICE]), confirmed=confirmed,
         )  # fmt: skip
         return sub.id
 

@@ -43,7 +43,7 @@ def test_drip_run_serves_sends_and_stops_cleanly(database_url, smtp_server, tmp_
     finally:
         output = stop(process)
     assert process.returncode == 0, output[-2000:]
-    assert "finishing the pass under way" in output
+    assert "finishing the batch under way" in output
 
 
 def test_real_server_over_http(server: str, smtp_server) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from datetime import timedelta
@@ -33,3 +34,20 @@ def test_runner_runs_a_pass_at_once_and_stops_cleanly(runtime: Runtime, smtp_ser
     runner.join(timeout=30)
     assert not runner.is_alive()
     assert [m.envelope_recipients[0] for m in smtp_server.messages] == [ALICE]
+
+
+def test_a_stop_ends_the_pass_after_the_batch_under_way(runtime: Runtime, smtp_server) -> None:
+    """A deploy stops a worker in the middle of a backlog: the batches already claimed are
+    sent and recorded, nothing more is claimed, and the rest is sent by the next pass."""
+    people = [f"reader{n}@example.org" for n in range(8)]
+    for address in people:
+        subscribe(runtime, address)
+    now = T0 + timedelta(minutes=1)
+    dispatcher = dataclasses.replace(runtime.dispatcher, batch_size=2, stopping=threading.Event())
+    dispatcher.progress = lambda _: dispatcher.stopping.set()  # asked to stop after a batch
+    first = dispatcher.run_pass(now)
+    assert 2 <= first.sent < len(people), "the pass ended early, after what it had claimed"
+    assert len(smtp_server.messages) == first.sent
+    rest = dataclasses.replace(runtime.dispatcher, batch_size=2).run_pass(now)
+    assert first.sent + rest.sent == len(people), "what was left is due, not leased"
+    assert sorted(m.envelope_recipients[0] for m in smtp_server.messages) == sorted(people)

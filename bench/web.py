@@ -4,8 +4,8 @@ For SQLite with one uvicorn worker and PostgreSQL with one and four, in one run:
 --no-web` worker sends a large backlog to an SMTP sink; wrk (50 connections) asks the bare
 endpoint of the same server, then posts signups (unique addresses), both while the pass is
 sending (like with like: the table says whether it still was at the end); a probe meanwhile
-times GET /healthz. Prints requests/s, p50/p99, errors, and the ratio to the bare endpoint. Then `drip
-run` alone against a relay that takes 0.5 s a message, people signing up during the pass, and
+times GET /healthz. Prints requests/s, p50/p99, errors, and the ratio to the bare endpoint.
+Then `drip run` alone against a relay that takes 0.5 s a message, people signing up during the pass, and
 the /healthz probe's p99.
 Needs wrk (Debian: apt-get install wrk; `make bench` installs it).
 """
@@ -117,7 +117,8 @@ def run(kind: str, workers: int, backlog: int, seconds: int, folder: Path) -> st
     label = f"{kind}, {workers} worker{'s' if workers > 1 else ''}"
     return (f"| {label} | {drip['rate']:,.0f} | {drip['p50']:.0f} | {drip['p99']:.0f} | "
             f"{drip['errors']:.0f} | {bare['rate']:,.0f} | {bare['p99']:.0f} | "
-            f"{drip['rate'] / bare['rate']:.2f} | {probe.p99():.0f} | {sent:,} | {sending} |")  # fmt: skip
+            f"{drip['rate'] / bare['rate']:.2f} | {probe.p99():.0f} | {sent:,} | "
+            f"{sending} |")  # fmt: skip
 
 
 def slow_relay(kind: str, folder: Path, signups: int = 20, lessons: int = 40) -> str:

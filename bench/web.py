@@ -5,8 +5,8 @@ For SQLite with one uvicorn worker and PostgreSQL with one and four, in one run:
 endpoint of the same server, then posts signups (unique addresses), both while the pass is
 sending (like with like: the table says whether it still was at the end); a probe meanwhile
 times GET /healthz. Prints requests/s, p50/p99, errors, and the ratio to the bare endpoint.
-Then `drip run` alone against a relay that takes 0.5 s a message, people signing up during the pass, and
-the /healthz probe's p99.
+Then `drip run` alone against a relay that takes 0.5 s a message, people signing up during
+the pass, and the /healthz probe's p99.
 Needs wrk (Debian: apt-get install wrk; `make bench` installs it).
 """
 

@@ -15,12 +15,14 @@ import functools
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import TextClause, delete, select, text, update
+from sqlalchemy import Engine, TextClause, delete, select, text, update
 from sqlalchemy.orm import Session
 
+from .models import writer
 from .models_budgets import Budget
 
 DAY = 86400.0
@@ -92,6 +94,20 @@ def _allow_sql(dialect: str) -> TextClause:
         f"FROM ({rows}) AS r WHERE true ON CONFLICT (key) DO UPDATE SET "
         f"{_take_set(dialect, 'budgets.', 'excluded.granted')} RETURNING key, granted"
     )  # the text is built once per dialect
+
+
+@contextmanager
+def takes(engine: Engine) -> Iterator[Session]:
+    """A session for takes, each its own transaction. On PostgreSQL in autocommit: a take is
+    one round trip (no BEGIN, no COMMIT) and a busy bucket's row (every signup from one client
+    address, every batch of one relay) is locked for that statement only, never for a longer
+    transaction of the caller's. SQLite takes its write lock at BEGIN."""
+    if engine.dialect.name == "postgresql":
+        with Session(engine.execution_options(isolation_level="AUTOCOMMIT")) as session:
+            yield session
+        return
+    with Session(writer(engine)) as session, session.begin():
+        yield session
 
 
 def take(

@@ -130,13 +130,8 @@ class Gate:
         return None, []
 
     def _run(self, step: Callable[[Session], budgets.Grant]) -> budgets.Grant:
-        """A take in a transaction of its own. On PostgreSQL in autocommit: the UPDATE ...
-        RETURNING is then the one round trip (no BEGIN, no COMMIT); SQLite takes its write
-        lock at BEGIN."""
-        if self.engine.dialect.name == "postgresql":
-            with Session(self.engine.execution_options(isolation_level="AUTOCOMMIT")) as session:
-                return step(session)
-        with Session(writer(self.engine)) as session, session.begin():
+        """A take in a transaction of its own (budgets.takes)."""
+        with budgets.takes(self.engine) as session:
             return step(session)
 
     def _domains(self, claims: list[Claim]) -> list[Claim]:

@@ -2,23 +2,24 @@
 
 Checked on the event loop (in memory, no I/O), then written with the other signups that arrive
 meanwhile (web/batches.py): the limits per client and per address (kept in the database, so
-they hold across web processes) are taken in that batch's transaction. The answer is the same
-for every address, known, new or suppressed, so it tells no one who is subscribed.
+they hold across web processes) are taken for the whole batch just before it is written. The
+answer is the same for every address, known, new or suppressed, so it tells no one who is
+subscribed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import available_timezones
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import signups, subscriptions
+from .. import budgets, signups, subscriptions
 from ..course import Course
 from ..errors import InvalidInput, UnknownCourse
 from ..runtime import Runtime
@@ -28,6 +29,16 @@ from .body import read_fields
 from .throttle import Throttle
 
 ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
+
+
+@dataclass
+class Pending:
+    """A signup waiting in a batch, and what the limits said of it once taken."""
+
+    client: str
+    signup: Signup
+    checked: bool = False
+    limited: str | None = None  # "form" or "email": the limit that refused it
 
 
 class SignupForm:
@@ -43,41 +54,48 @@ class SignupForm:
 
     async def subscribe(self, request: Request) -> Response:
         """Checked on the event loop (no I/O), then written with the other signups that arrive
-        meanwhile (web/batches.py), the limits taken in the same transaction; the answer is the
-        same for every address."""
+        meanwhile (web/batches.py), the limits taken for the batch; the answer is the same for
+        every address."""
         wants_json, fields = await read_fields(request)
         errors, course, address = self._check(fields)
         if errors or course is None:
             return self.answer(request, wants_json, 422, errors=errors, values=fields)
         signup = Signup(course, address, fields.get("name", ""), fields.get("timezone") or None)
-        limited = await self.batches.submit((self.client(request), signup))
+        limited = await self.batches.submit(Pending(self.client(request), signup))
         if limited is not None:
             return self.answer(request, wants_json, 429, errors={limited: "Too many requests."})
         return self.answer(request, wants_json, 200, course=course)
 
-    def _write(self, batch: Sequence[tuple[str, Signup]]) -> list[str | None]:
+    def _write(self, batch: Sequence[Pending]) -> list[str | None]:
         """Each signup's limit that refused it ("form": its client's, "email": its address's),
-        or None: written, its confirmation queued when one is due."""
+        or None: written, its confirmation queued when one is due. The limits are taken first,
+        in statements of their own (budgets.takes), so one client's busy bucket is never held
+        locked while a batch is written; a batch written again (one by one, after a conflict)
+        keeps what its limits said the first time."""
         now = self.rt.clock()
+        self._take_limits([pending for pending in batch if not pending.checked], now)
+        admitted = [pending.signup for pending in batch if pending.limited is None]
         with self.rt.write_sessions() as session, session.begin():
-            limited = self._limited(session, batch, now)
-            admitted = [signup for (_, signup), no in zip(batch, limited, strict=True) if not no]
             due = signups.write(session, admitted, now)
         if any(due):
             self.rt.wake()
-        return limited
+        return [pending.limited for pending in batch]
 
-    def _limited(
-        self, session: Session, batch: Sequence[tuple[str, Signup]], now: datetime
-    ) -> list[str | None]:
-        """Each signup's limit that refused it, one statement per limit for the whole batch:
-        its client's first, and its address's for those its client's let through."""
-        by_client = self.per_client.allow_all(session, [client for client, _ in batch], now)
-        passed = [signup for (_, signup), ok in zip(batch, by_client, strict=True) if ok]
-        by_address = iter(self.per_address.allow_all(
-            session, [signup.address.casefold() for signup in passed], now))  # fmt: skip
-        return [None if ok and next(by_address) else "form" if not ok else "email"
-                for ok in by_client]  # fmt: skip
+    def _take_limits(self, batch: Sequence[Pending], now: datetime) -> None:
+        """One statement per limit for the whole batch: its client's first, then its address's
+        for those its client's let through."""
+        if not batch:
+            return
+        with budgets.takes(self.rt.engine) as session:
+            by_client = self.per_client.allow_all(session, [p.client for p in batch], now)
+            passed = [p for p, ok in zip(batch, by_client, strict=True) if ok]
+            by_address = self.per_address.allow_all(
+                session, [p.signup.address.casefold() for p in passed], now
+            )
+        for pending, ok in zip(batch, by_client, strict=True):
+            pending.checked, pending.limited = True, None if ok else "form"
+        for pending, ok in zip(passed, by_address, strict=True):
+            pending.limited = None if ok else "email"
 
     def _check(self, fields: dict[str, str]) -> tuple[dict[str, str], Course | None, str]:
         errors: dict[str, str] = {}

@@ -13,12 +13,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.responses import Response
 
 from drip import signups, subscriptions, suppressions
 from drip.models import Subscriber, Subscription, SubscriptionState, SuppressionReason, make_engine
 from drip.runtime import Runtime
 from drip.signups import Signup
 from drip.web.batches import Batcher
+from drip.web.signup import Pending, SignupForm
 
 from conftest import T0, make_runtime
 from fleet import start_drip, stop
@@ -143,3 +145,18 @@ def test_concurrent_signups_in_two_processes_make_one_subscriber_each(
     engine.dispose()
     assert statuses == [200] * 160, logs[-3000:]
     assert (people, subs) == (20, 20)
+
+
+def test_a_batch_written_again_keeps_what_its_limits_said(rt: Runtime) -> None:
+    """A batch that meets a conflict is written again one by one: its signups' limits are
+    not taken a second time (one person never pays two tokens for one request)."""
+    form = SignupForm(rt, lambda *_: Response(), lambda _: "198.51.100.7")
+    course = rt.course("bone-health")
+    first = [Pending("198.51.100.7", Signup(course, f"again{n}@example.org")) for n in range(3)]
+    assert form._write(first) == [None, None, None]
+    for _ in range(rt.settings.signup_limit_per_address + 1):
+        assert form._write(first[:1]) == [None], "written again: the same answer, no token"
+    others = [Pending("198.51.100.7", Signup(course, "again0@example.org"))
+              for _ in range(rt.settings.signup_limit_per_address)]  # fmt: skip
+    limit = rt.settings.signup_limit_per_address
+    assert form._write(others) == [None] * (limit - 1) + ["email"], "one token was taken"

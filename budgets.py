@@ -96,6 +96,12 @@ def _allow_sql(dialect: str) -> TextClause:
     )  # the text is built once per dialect
 
 
+@functools.lru_cache(maxsize=16)
+def _autocommit(engine: Engine) -> Engine:
+    """The engine in autocommit, made once (each `execution_options` call makes a new one)."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 @contextmanager
 def takes(engine: Engine) -> Iterator[Session]:
     """A session for takes, each its own transaction. On PostgreSQL in autocommit: a take is
@@ -103,7 +109,7 @@ def takes(engine: Engine) -> Iterator[Session]:
     address, every batch of one relay) is locked for that statement only, never for a longer
     transaction of the caller's. SQLite takes its write lock at BEGIN."""
     if engine.dialect.name == "postgresql":
-        with Session(engine.execution_options(isolation_level="AUTOCOMMIT")) as session:
+        with Session(_autocommit(engine)) as session:
             yield session
         return
     with Session(writer(engine)) as session, session.begin():

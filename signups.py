@@ -1,5 +1,5 @@
-"""Signups from the form, written a batch at a time: one transaction, two lookups and one
-flush for everyone who asked while the previous batch was being written.
+"""Signups from the form, written a batch at a time: one transaction, three lookups (built
+once) and one flush for everyone who asked while the previous batch was being written.
 
 Each signup is `subscriptions.enrol` with REQUEST (its confirmation email due at once), as
 `drip subscribe` does one at a time. A suppressed address is answered like any other and
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from . import subscriptions, suppressions
@@ -29,15 +29,29 @@ class Signup:
     timezone: str | None = None
 
 
+# The batch's lookups, built once (expanding parameters take lists of any length): the known
+# subscribers among its addresses, and their live subscriptions to its courses.
+SUBSCRIBERS = select(Subscriber).where(Subscriber.email_key.in_(bindparam("keys", expanding=True)))
+LIVE = (
+    select(Subscriber.email_key, Subscription)
+    .join(Subscription.subscriber)
+    .where(
+        Subscriber.email_key.in_(bindparam("keys", expanding=True)),
+        Subscription.course_slug.in_(bindparam("slugs", expanding=True)),
+        Subscription.state.in_(LIVE_STATES),
+    )
+)
+
+
 def write(session: Session, signups: Sequence[Signup], now: datetime) -> list[bool]:
     """Enrol every signup in `session` (the caller commits); for each, whether a confirmation
     email is now due (not for an active subscriber, nor a suppressed address). The same
     address twice in a batch is one subscriber, as it would be one request after the other."""
     keys = [Subscriber.key_for(signup.address) for signup in signups]
     suppressed = suppressions.suppressed_keys(session, keys)
-    subscribers = {s.email_key: s for s in session.scalars(
-        select(Subscriber).where(Subscriber.email_key.in_(set(keys))))}  # fmt: skip
-    live = _live(session, set(keys), {signup.course.slug for signup in signups})
+    asked = {"keys": list(set(keys)), "slugs": list({signup.course.slug for signup in signups})}
+    subscribers = {s.email_key: s for s in session.scalars(SUBSCRIBERS, asked)}
+    live = {(key, sub.course_slug): sub for key, sub in session.execute(LIVE, asked)}
     due = []
     for signup, key in zip(signups, keys, strict=True):
         if key in suppressed:
@@ -57,17 +71,3 @@ def write(session: Session, signups: Sequence[Signup], now: datetime) -> list[bo
         due.append(pending)
     session.flush()
     return due
-
-
-def _live(session: Session, keys: set[str], slugs: set[str]) -> dict[tuple[str, str], Subscription]:
-    """The live subscriptions of these addresses to these courses, by (address key, course)."""
-    query = (
-        select(Subscriber.email_key, Subscription)
-        .join(Subscription.subscriber)
-        .where(
-            Subscriber.email_key.in_(keys),
-            Subscription.course_slug.in_(slugs),
-            Subscription.state.in_(LIVE_STATES),
-        )
-    )
-    return {(key, sub.course_slug): sub for key, sub in session.execute(query)}

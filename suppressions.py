@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TextIO
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from . import subscriptions
@@ -48,13 +48,18 @@ def is_suppressed(session: Session, address: str) -> bool:
     return find(session, address) is not None
 
 
+# Built once: a batch of signups asks it with a list of any length (an expanding parameter).
+SUPPRESSED_KEYS = select(Suppression.email_key).where(
+    Suppression.email_key.in_(bindparam("keys", expanding=True))
+)
+
+
 def suppressed_keys(session: Session, keys: Iterable[str]) -> set[str]:
     """Which of these address keys are suppressed."""
     wanted = list(set(keys))
     if not wanted:
         return set()
-    return set(session.scalars(select(Suppression.email_key).where(
-        Suppression.email_key.in_(wanted))))  # fmt: skip
+    return set(session.scalars(SUPPRESSED_KEYS, {"keys": wanted}))
 
 
 def suppress(

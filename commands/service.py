@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import stats
 from ..endpoints import parse_listen
 from ..errors import EXIT_NOTHING_SENT, EXIT_OK, DripError, InvalidInput
-from ..runtime import Runtime
+from ..runtime import Runtime, settle_heap
 from ..scheduler.dispatch import Dispatcher, PassResult
 from ..scheduler.runner import Periodic, Waker, add_periodic, run_forever, start_scheduler
 from . import AddParser, add_now, now_of, out
@@ -91,6 +91,7 @@ def metrics_server(rt: Runtime) -> Iterator[None]:
 
 def _run_service(args: argparse.Namespace, rt: Runtime) -> None:
     if args.no_web:
+        settle_heap()
         run_forever(rt.dispatcher, rt.settings.tick_seconds, clock=rt.clock,
                     observe=rt.metrics.observe_pass, also=(webhook_job(rt),))  # fmt: skip
         return
@@ -137,7 +138,9 @@ def _serve(args: argparse.Namespace, rt: Runtime) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
     # X-Forwarded-For is read by the app, from DRIP_TRUSTED_PROXIES only (not uvicorn's default).
-    uvicorn.run(create_app(rt), host=host, port=port, log_level="info", proxy_headers=False)
+    app = create_app(rt)
+    settle_heap()
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
 
 
 def cmd_stats(args: argparse.Namespace, rt: Runtime) -> int:

@@ -36,7 +36,7 @@ from ..emails import Recipient
 from ..emails.i18n import N_, html_gettext_for, when
 from ..errors import InvalidInput, RenderError, UnknownCourse
 from ..models import LIVE_STATES, Subscription, SubscriptionState
-from ..runtime import Runtime
+from ..runtime import Runtime, settle_heap
 from ..scheduler.schedule import CADENCES, next_lesson_due, zone
 from ..stats import database_answers
 from . import admin, webhooks
@@ -104,7 +104,9 @@ def create_app(runtime: Runtime) -> Starlette:
 
 def app_from_env() -> Starlette:
     """For a production server: `uvicorn --factory drip.web:app_from_env`."""
-    return create_app(Runtime(Settings.load()))
+    app = create_app(Runtime(Settings.load()))
+    settle_heap()
+    return app
 
 
 class Pages:

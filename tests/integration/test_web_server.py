@@ -5,6 +5,8 @@ proxy, and on SQLite web writes wait for a worker in another process instead of 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -176,3 +178,16 @@ def test_web_writes_wait_for_a_tick_in_another_process(
     statuses = sum(results, Counter())
     assert sum(statuses.values()) >= 30, statuses
     assert set(statuses) == {200}, (statuses, output[-3000:])
+
+
+@SQLITE_ONLY
+def test_a_production_app_settles_its_heap_before_serving(database_url, tmp_path: Path):
+    """`uvicorn --factory drip.web:app_from_env` gets an app whose process has frozen what it
+    made at start, so full garbage collections no longer walk it under load."""
+    env = worker_env(database_url, "smtp://127.0.0.1:2525", tmp_path)
+    script = ("import gc; from drip.web import app_from_env; before = gc.get_freeze_count(); "
+              "app_from_env(); print(before, gc.get_freeze_count())")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, check=True)  # fmt: skip
+    before, after = (int(n) for n in result.stdout.split())
+    assert before == 0 and after > 50_000, result.stdout

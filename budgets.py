@@ -103,17 +103,21 @@ def _autocommit(engine: Engine) -> Engine:
 
 
 @contextmanager
-def takes(engine: Engine) -> Iterator[Session]:
+def takes(engine: Engine, beside: Session | None = None) -> Iterator[Session]:
     """A session for takes, each its own transaction. On PostgreSQL in autocommit: a take is
     one round trip (no BEGIN, no COMMIT) and a busy bucket's row (every signup from one client
     address, every batch of one relay) is locked for that statement only, never for a longer
-    transaction of the caller's. SQLite takes its write lock at BEGIN."""
+    transaction of the caller's. SQLite writes one transaction at a time anyway: there the
+    takes join `beside` (the caller's write transaction), when given, rather than wait for
+    the write lock twice; otherwise they take it at BEGIN."""
     if engine.dialect.name == "postgresql":
         with Session(_autocommit(engine)) as session:
             yield session
-        return
-    with Session(writer(engine)) as session, session.begin():
-        yield session
+    elif beside is not None:
+        yield beside
+    else:
+        with Session(writer(engine)) as session, session.begin():
+            yield session
 
 
 def take(

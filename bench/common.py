@@ -20,7 +20,14 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, func, insert, select, text
 
 from drip import migrations
-from drip.models import Subscriber, Subscription, SubscriptionState, make_engine
+from drip.models import (
+    Delivery,
+    DeliveryState,
+    Subscriber,
+    Subscription,
+    SubscriptionState,
+    make_engine,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -102,6 +109,14 @@ class Database:
             )  # fmt: skip
         engine.dispose()
         return int(waiting or 0)
+
+    def sent(self) -> int:
+        """How many deliveries (lessons and confirmations) are recorded as sent."""
+        engine = make_engine(self.url)
+        with engine.connect() as conn:
+            count = conn.scalar(select(func.count()).where(Delivery.state == DeliveryState.SENT))
+        engine.dispose()
+        return int(count or 0)
 
     def seed(self, count: int, course_slug: str, due_at: datetime, days: int = 7) -> float:
         """`count` active subscribers over ZONES and lessons 1..days, due at `due_at`; seconds."""

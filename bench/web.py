@@ -144,6 +144,9 @@ def slow_relay(kind: str, folder: Path, signups: int = 20, lessons: int = 40) ->
                 body = {"email": f"slow{i}@example.org", "course": "bone-health"}
                 client.post(base + "/subscribe", json=body).raise_for_status()
         probe.stop.set()
+        deadline = time.monotonic() + 120  # the service is stopped once it has sent them all
+        while db.sent() < lessons + signups and time.monotonic() < deadline:
+            time.sleep(0.5)
     finally:
         service.terminate()
         service.wait(timeout=120)

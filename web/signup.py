@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -68,25 +69,25 @@ class SignupForm:
 
     def _write(self, batch: Sequence[Pending]) -> list[str | None]:
         """Each signup's limit that refused it ("form": its client's, "email": its address's),
-        or None: written, its confirmation queued when one is due. The limits are taken first,
-        in statements of their own (budgets.takes), so one client's busy bucket is never held
-        locked while a batch is written; a batch written again (one by one, after a conflict)
-        keeps what its limits said the first time."""
+        or None: written, its confirmation queued when one is due. The limits are taken first
+        (budgets.takes: on PostgreSQL in statements of their own, so one client's busy bucket
+        is never held locked while a batch is written); a batch written again (one by one,
+        after a conflict) keeps what its limits said the first time."""
         now = self.rt.clock()
-        self._take_limits([pending for pending in batch if not pending.checked], now)
-        admitted = [pending.signup for pending in batch if pending.limited is None]
         with self.rt.write_sessions() as session, session.begin():
+            self._take_limits([pending for pending in batch if not pending.checked], now, session)
+            admitted = [pending.signup for pending in batch if pending.limited is None]
             due = signups.write(session, admitted, now)
         if any(due):
             self.rt.wake()
         return [pending.limited for pending in batch]
 
-    def _take_limits(self, batch: Sequence[Pending], now: datetime) -> None:
+    def _take_limits(self, batch: Sequence[Pending], now: datetime, write: Session) -> None:
         """One statement per limit for the whole batch: its client's first, then its address's
         for those its client's let through."""
         if not batch:
             return
-        with budgets.takes(self.rt.engine) as session:
+        with budgets.takes(self.rt.engine, beside=write) as session:
             by_client = self.per_client.allow_all(session, [p.client for p in batch], now)
             passed = [p for p, ok in zip(batch, by_client, strict=True) if ok]
             by_address = self.per_address.allow_all(

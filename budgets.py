@@ -118,13 +118,16 @@ def ensure(session: Session, bucket: Bucket, now: float) -> int:
     return int(session.scalar(select(Budget.first_day).where(Budget.key == bucket.key)) or 0)
 
 
-def give_back(session: Session, key: str, count: int) -> None:
-    """Return tokens taken for messages that were not sent after all (nothing was due)."""
+def give_back(session: Session, key: str, count: int, *, tokens: bool = True) -> None:
+    """Return tokens taken for messages that were not sent after all (nothing was due) to the
+    bucket and the day's count; to the day's count alone (`tokens` false) when they were
+    taken again."""
     if count > 0:
+        back = count if tokens else 0
         session.execute(
             update(Budget)
             .where(Budget.key == key)
-            .values(tokens=Budget.tokens + count, day_count=Budget.day_count - count)
+            .values(tokens=Budget.tokens + back, day_count=Budget.day_count - count)
         )
 
 

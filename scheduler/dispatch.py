@@ -122,8 +122,7 @@ class Dispatcher:
                         break
                     if batch.route is None:
                         continue
-                    batch.sending = wire.submit(self._send, batch.messages, batch.route.transport,
-                                                batch.send_at)  # fmt: skip
+                    batch.sending = wire.submit(self._send_on_time, batch)
                     in_flight = batch
         finally:
             if in_flight is not None:  # a claim failed meanwhile: what went out is still recorded
@@ -240,14 +239,25 @@ class Dispatcher:
         sender = verp_address(claim.subscription_id, claim.day, domain, self.verp_secret)
         return dataclasses.replace(outgoing, sender=sender)
 
-    def _send(
-        self, messages: list[Outgoing], transport: Transport, at: float = 0.0
-    ) -> list[SendResult]:
-        """The transport's results, sent at `at` on the gate's clock (the batch's tokens
-        refilled); an error of the transport itself fails the batch for now (retried), and
-        leaves nothing in 'sending'."""
-        if at and self.gate is not None:
-            self.gate.wait_until(at)
+    def _send_on_time(self, batch: Batch) -> list[SendResult]:
+        """The batch sent slice by slice as its tokens are refilled (in the wire thread, which
+        waits for them); what is left after a stall takes its tokens again (Gate.on_time)."""
+        gate, route = self.gate, batch.route
+        assert gate is not None and route is not None
+        results: list[SendResult] = []
+        at = batch.send_at
+        while True:
+            sent = len(results)
+            at = gate.on_time(route, batch.to_send[sent:], at)
+            size, when = gate.slices(route, len(batch.messages) - sent, at)[0]
+            gate.wait_until(when)
+            results += self._send(batch.messages[sent : sent + size], route.transport)
+            if len(results) >= len(batch.messages):
+                return results
+
+    def _send(self, messages: list[Outgoing], transport: Transport) -> list[SendResult]:
+        """The transport's results; an error of the transport itself fails the batch for now
+        (retried), and leaves nothing in 'sending'."""
         try:
             return transport.send_messages(messages)
         except Exception as exc:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -41,6 +42,7 @@ log = logging.getLogger("drip.dispatch")
 BURST_SECONDS = 0.1
 BATCH_SECONDS = 0.2  # a claim is at most this many seconds of the slowest relay's rate
 AHEAD_SECONDS = 2.0  # how far ahead of the refill tokens may be reserved
+PACE_SECONDS = 0.05  # a batch goes out in slices of this many seconds of its relay's rate
 LONGEST_REST = 3600.0
 
 
@@ -81,6 +83,10 @@ def allowance(route: Route, at: float, start_day: int) -> int:
     cap = min(caps)
     hours = math.floor((at % budgets.DAY) / 3600) + 1
     return max(1, cap * hours // 24)
+
+
+def domain_of(claim: Claim) -> str:
+    return claim.recipient.email.rpartition("@")[2].casefold()
 
 
 @dataclass
@@ -138,8 +144,7 @@ class Gate:
             return Admission(self.routes[0], claims, 0.0)
         by_domain: dict[str, list[Claim]] = {}
         for claim in claims:
-            by_domain.setdefault(claim.recipient.email.rpartition("@")[2].casefold(),
-                                 []).append(claim)  # fmt: skip
+            by_domain.setdefault(domain_of(claim), []).append(claim)
         kept = [c for d, group in by_domain.items() if d not in self.domain_rates for c in group]
         at = 0.0
         for domain, group in by_domain.items():
@@ -163,6 +168,15 @@ class Gate:
             if granted:
                 return Admission(route, claims[:granted], max(at, after))
         return Admission(None, [], after)
+
+    def slices(self, route: Route, count: int, at: float) -> list[tuple[int, float]]:
+        """A batch of `count` reserved to go at `at`, in slices of PACE_SECONDS of the relay's
+        rate: where each slice ends, and when its last token is refilled (the batch's last at
+        `at`). So a batch reaches the relay at its rate, not in one burst."""
+        rate = route.bucket.rate
+        size = max(1, int(rate * PACE_SECONDS))
+        ends = [*range(size, count, size), count]
+        return [(end, at - (count - end) / rate) for end in ends]
 
     def wait_until(self, at: float) -> None:
         """Sleep until `at` on the gate's clock: the time a batch's tokens are refilled."""
@@ -235,11 +249,43 @@ class Gate:
         return budgets.take(session, route.bucket, want, at, ahead=self.ahead(route),
                             allowance=allowance(route, at, first))  # fmt: skip
 
-    def give_back(self, route: Route, count: int) -> None:
+    def give_back(self, route: Route, count: int, *, tokens: bool = True) -> None:
         """Tokens of claims that went unsent (stopped before the send) return to the bucket."""
         if count and self.budgeted:
             with Session(writer(self.engine)) as session, session.begin():
-                budgets.give_back(session, route.key, count)
+                budgets.give_back(session, route.key, count, tokens=tokens)
+
+    def on_time(self, route: Route, claims: Sequence[Claim], at: float) -> float:
+        """When the last of `claims` (what is left of a batch) is to go: at `at` as reserved,
+        unless their first slice missed its time by more than a bucket holds (the worker or
+        the relay stalled). Their tokens then stood for time that has passed, and sending now
+        would give the relay what two windows allow in one; they take their tokens again
+        (counted once in the day's allowance, whatever the relay's rests: they are started)
+        and go when those are refilled."""
+        late = self.clock() - self.slices(route, len(claims), at)[0][1]
+        if not self.budgeted or late <= BURST_SECONDS:
+            return at
+        log.info("%d messages missed their time by %.2f s; they take their tokens again",
+                 len(claims), late)  # fmt: skip
+        groups = Counter(domain_of(c) for c in claims if domain_of(c) in self.domain_rates)
+        times = [self._reserve(f"domain:{d}", self.domain_rates[d], n) for d, n in groups.items()]
+        times.append(self._reserve(route.key, route.bucket.rate, len(claims)))
+        self.give_back(route, len(claims), tokens=False)
+        return max(times)
+
+    def _reserve(self, key: str, rate: float, want: int) -> float:
+        """All `want` tokens of the bucket, waiting for room when AHEAD_SECONDS are reserved;
+        when the last is refilled."""
+        bucket = budgets.Bucket(key, rate, max(1.0, rate * BURST_SECONDS))
+        have, at, left = 0, self.clock(), 0.0
+        while have < want:
+            at = self.clock()
+            grant = self._run(lambda s: budgets.take(s, bucket, want - have, at,  # noqa: B023
+                                                     ahead=rate * AHEAD_SECONDS))  # fmt: skip
+            have, left = have + grant.granted, grant.tokens
+            if have < want:
+                self.sleep(max(0.002, (want - have - left - rate * AHEAD_SECONDS) / rate))
+        return at + max(0.0, -left) / rate
 
     def settle(self, route: Route, results: Sequence[SendResult]) -> None:
         """Rest a relay that failed most of the batch; clear its rests once it takes one."""

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from drip import budgets
 from drip.models import DeliveryState, make_engine, writer
+from drip.models_budgets import Budget
 from drip.scheduler.gate import Gate, Route
 from drip.scheduler.queries import Claim
 from drip.send import MemoryTransport
@@ -121,7 +122,7 @@ def test_batches_reserve_their_tokens_and_go_when_they_are_refilled(
     """A relay of 100/s (a bucket of 10, reservations up to 2 s ahead): batches of 20 each
     take their tokens at once, and each is to go when the refill covers its last token, 0.2 s
     after the one before; once 2 s are reserved, the next waits for room (0.1 s for the 10 it
-    lacks) instead of reserving further."""
+    lacks) instead of reserving further. A batch goes in slices, each when its tokens are."""
     claims = claimed(database_url, tmp_path, 20)
     clock = Clock()
     gate = Gate(engine, [Route("test:25", MemoryTransport(), rate=100.0)], sleep=clock.sleep,
@@ -136,6 +137,9 @@ def test_batches_reserve_their_tokens_and_go_when_they_are_refilled(
     assert clock.slept == [0.1], "no look at the bucket but the one that waited for room"
     gate.wait_until(admission.at)
     assert clock.now == pytest.approx(2.1)
+    slices = gate.slices(gate.routes[0], 20, 2.1)
+    assert [end for end, _ in slices] == [5, 10, 15, 20], "0.05 s of the rate each"
+    assert [when for _, when in slices] == pytest.approx([1.95, 2.0, 2.05, 2.1])
 
 
 def test_a_domain_reserves_its_tokens_and_releases_the_claims_beyond(
@@ -155,6 +159,32 @@ def test_a_domain_reserves_its_tokens_and_releases_the_claims_beyond(
     times = [round(a.at - T0.timestamp(), 6) for a in admitted]
     assert times == [0.3, 0.7, 1.1, 1.5, 1.9, 2.0]
     assert clock.slept == []
+
+
+def test_a_batch_that_missed_its_time_takes_its_tokens_again(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """20 claims to example.com (50/s, a bucket of 5) through a relay of 100/s (a bucket of
+    10), reserved at 0 to go at 0.3 s, its first slice of 5 at 0.15 s. Sent at 0.2, the batch
+    goes as reserved; at 0.9 (its worker stalled) its tokens stood for time that has passed:
+    it takes them again and goes 0.3 s later, counted once in the relay's day."""
+    claims = claimed(database_url, tmp_path, 20)
+    clock = Clock()
+    route = Route("test:25", MemoryTransport(), rate=100.0)
+    gate = Gate(engine, [route], {"example.com": 50.0}, sleep=clock.sleep,
+                monotonic=clock.monotonic)  # fmt: skip
+    gate.start(T0)
+    domains = gate.domains(claims)
+    admission = gate.admit(domains.claims, after=domains.at)
+    assert admission.at - T0.timestamp() == pytest.approx(0.3)
+    clock.now = 0.2
+    assert gate.on_time(route, claims, admission.at) == admission.at
+    clock.now = 0.9
+    assert gate.on_time(route, claims, admission.at) - T0.timestamp() == pytest.approx(1.2)
+    assert clock.slept == []
+    with Session(engine) as session:
+        row = session.get(Budget, route.key)
+        assert row is not None and row.day_count == 20
 
 
 def _take_for(url: str, seconds: float, found: multiprocessing.Queue) -> None:

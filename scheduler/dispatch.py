@@ -102,9 +102,9 @@ class Dispatcher:
         """Send every lesson due at `now`, batch after batch, until none is left.
 
         While one batch is on the wire (a thread that waits for the batch's time, then on the
-        socket), the next is claimed, built and given its time, so the relay is never idle
-        waiting for the database: a worker holds at most two batches' tokens, each batch goes
-        at the time reserved for it."""
+        socket), the next is claimed, so the SMTP server is never idle waiting for the
+        database. The next batch takes its tokens once the one on the wire is sent: a worker
+        holds one reservation at a time, and its batch goes at the reserved time."""
         assert self.gate is not None
         self.gate.start(now)
         result = PassResult()
@@ -114,14 +114,14 @@ class Dispatcher:
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drip-send") as wire:
                 while claims := self.claim(now):
+                    if in_flight is not None:
+                        result.add(self.record(in_flight, now))
+                        in_flight = None
                     batch = self.admit(claims, now)
                     if batch is None:
                         break
                     if batch.route is None:
                         continue
-                    if in_flight is not None:
-                        result.add(self.record(in_flight, now))
-                        in_flight = None
                     batch.sending = wire.submit(self._send_on_time, batch)
                     in_flight = batch
         finally:

@@ -41,12 +41,8 @@ log = logging.getLogger("drip.dispatch")
 # 10-second window gets more than 1.01 x the rate.
 BURST_SECONDS = 0.1
 BATCH_SECONDS = 0.2  # a claim is at most this many seconds of the slowest relay's rate
-# How far ahead of the refill tokens may be reserved: a worker holds two batches' tokens (one
-# on the wire, the next one built), so 12 workers with batches of 0.2 s reserve 4.8 s.
-AHEAD_SECONDS = 5.0
-# A batch goes out in slices of this many seconds of its relay's rate; a slice later than that
-# takes its tokens again.
-PACE_SECONDS = 0.05
+AHEAD_SECONDS = 2.0  # how far ahead of the refill tokens may be reserved
+PACE_SECONDS = 0.05  # a batch goes out in slices of this many seconds of its relay's rate
 LONGEST_REST = 3600.0
 
 
@@ -261,13 +257,13 @@ class Gate:
 
     def on_time(self, route: Route, claims: Sequence[Claim], at: float) -> float:
         """When the last of `claims` (what is left of a batch) is to go: at `at` as reserved,
-        unless their first slice missed its time by more than a slice's time (the worker or
+        unless their first slice missed its time by more than a bucket holds (the worker or
         the relay stalled). Their tokens then stood for time that has passed, and sending now
         would give the relay what two windows allow in one; they take their tokens again
         (counted once in the day's allowance, whatever the relay's rests: they are started)
         and go when those are refilled."""
         late = self.clock() - self.slices(route, len(claims), at)[0][1]
-        if not self.budgeted or late <= PACE_SECONDS:
+        if not self.budgeted or late <= BURST_SECONDS:
             return at
         log.info("%d messages missed their time by %.2f s; they take their tokens again",
                  len(claims), late)  # fmt: skip

@@ -42,7 +42,7 @@ log = logging.getLogger("drip.dispatch")
 BURST_SECONDS = 0.1
 BATCH_SECONDS = 0.2  # a claim is at most this many seconds of the slowest relay's rate
 AHEAD_SECONDS = 2.0  # how far ahead of the refill tokens may be reserved
-PACE_SECONDS = 0.05  # a batch goes out in slices of this many seconds of its relay's rate
+PACE_SECONDS = 0.02  # a batch goes out in slices of this many seconds of its relay's rate
 LONGEST_REST = 3600.0
 
 

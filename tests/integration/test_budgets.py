@@ -138,8 +138,8 @@ def test_batches_reserve_their_tokens_and_go_when_they_are_refilled(
     gate.wait_until(admission.at)
     assert clock.now == pytest.approx(2.1)
     slices = gate.slices(gate.routes[0], 20, 2.1)
-    assert [end for end, _ in slices] == [5, 10, 15, 20], "0.05 s of the rate each"
-    assert [when for _, when in slices] == pytest.approx([1.95, 2.0, 2.05, 2.1])
+    assert [end for end, _ in slices] == list(range(2, 21, 2)), "0.02 s of the rate each"
+    assert [when for _, when in slices] == pytest.approx([1.92 + 0.02 * n for n in range(10)])
 
 
 def test_a_domain_reserves_its_tokens_and_releases_the_claims_beyond(
@@ -165,7 +165,7 @@ def test_a_batch_that_missed_its_time_takes_its_tokens_again(
     database_url: str, engine: Engine, tmp_path: Path
 ) -> None:
     """20 claims to example.com (50/s, a bucket of 5) through a relay of 100/s (a bucket of
-    10), reserved at 0 to go at 0.3 s, its first slice of 5 at 0.15 s. Sent at 0.2, the batch
+    10), reserved at 0 to go at 0.3 s, its first slice of 2 at 0.12 s. Sent at 0.2, the batch
     goes as reserved; at 0.9 (its worker stalled) its tokens stood for time that has passed:
     it takes them again and goes 0.3 s later, counted once in the relay's day."""
     claims = claimed(database_url, tmp_path, 20)

@@ -263,15 +263,16 @@ class Gate:
         (counted once in the day's allowance, whatever the relay's rests: they are started)
         and go when those are refilled."""
         late = self.clock() - self.slices(route, len(claims), at)[0][1]
-        if not self.budgeted or late <= BURST_SECONDS:
-            return at
+        if late <= BURST_SECONDS or not (route.rate or self.domain_rates):
+            return at  # on time, or no rate to keep (a relay's daily cap alone)
         log.info("%d messages missed their time by %.2f s; they take their tokens again",
                  len(claims), late)  # fmt: skip
         groups = Counter(domain_of(c) for c in claims if domain_of(c) in self.domain_rates)
         times = [self._reserve(f"domain:{d}", self.domain_rates[d], n) for d, n in groups.items()]
-        times.append(self._reserve(route.key, route.bucket.rate, len(claims)))
-        self.give_back(route, len(claims), tokens=False)
-        return max(times)
+        if route.rate:
+            times.append(self._reserve(route.key, route.bucket.rate, len(claims)))
+            self.give_back(route, len(claims), tokens=False)
+        return max(times, default=at)
 
     def _reserve(self, key: str, rate: float, want: int) -> float:
         """All `want` tokens of the bucket, waiting for room when AHEAD_SECONDS are reserved;

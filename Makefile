@@ -91,6 +91,8 @@ bench: install-test
 	$(BIN)/python bench/dispatch.py --db postgresql
 	$(BIN)/python bench/idle.py --db sqlite
 	$(BIN)/python bench/idle.py --db postgresql
+	$(BIN)/python bench/fair.py --db sqlite
+	$(BIN)/python bench/fair.py --db postgresql
 	$(BIN)/python bench/scale.py --connections 1
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/web.py

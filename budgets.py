@@ -5,8 +5,10 @@ warm-up plan) and its rest after a failing batch; the web's signup limits are bu
 A take is one UPDATE ... RETURNING: the row is refilled for the time since its last take, as
 many tokens as there are (at most `want`, and within the day's allowance) are taken, and the
 grant comes back in the same round trip. The row lock orders concurrent takes, so workers on
-any number of machines never take more than the bucket holds. Times are seconds since the
-epoch (floats), so the arithmetic is the same on SQLite and PostgreSQL.
+any number of machines never take more than the bucket holds. A take may reserve `ahead`:
+the bucket then goes below empty, and the tokens left (negative) say when the refill covers
+the reservation, so a batch is sent at that time, not when its tokens were taken. Times are
+seconds since the epoch (floats), so the arithmetic is the same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -48,12 +50,16 @@ UNLIMITED = 2**62
 
 def _take_set(dialect: str, row: str = "", want: str = ":want") -> str:
     """The SET of a take, written once per dialect: refill for the time since the last take,
-    grant what there is (at most `want`, within :allowance today, nothing while resting).
+    grant what there is and :ahead more (at most `want`, within :allowance today, nothing while
+    resting).
     SQLite's scalar min/max and integer cast stand for PostgreSQL's least/greatest and floor;
     `row` qualifies the row's own columns (an upsert's DO UPDATE needs "budgets.")."""
     least, greatest = ("least", "greatest") if dialect == "postgresql" else ("min", "max")
     avail = f"{least}(:burst, {row}tokens + :rate * {greatest}(0.0, :now - {row}refilled_at))"
-    whole = f"floor({avail} + 1e-9)" if dialect == "postgresql" else f"({avail} + 1e-9)"
+    # A microsecond's refill more: seconds since the epoch as floats are exact to a quarter
+    # of one, so a token refilled at `now` is not missed by a rounding.
+    room = f"{avail} + :ahead + 1e-9 + :rate * 1e-6"
+    whole = f"floor({room})" if dialect == "postgresql" else f"({room})"
     today = f"(CASE WHEN {row}day = :day THEN {row}day_count ELSE 0 END)"
     grant = (
         f"(CASE WHEN {row}rested_until > :now THEN 0 ELSE CAST({greatest}(0, {least}({want}, "
@@ -121,14 +127,22 @@ def takes(engine: Engine, beside: Session | None = None) -> Iterator[Session]:
 
 
 def take(
-    session: Session, bucket: Bucket, want: int, now: float, *, allowance: int = UNLIMITED
+    session: Session,
+    bucket: Bucket,
+    want: int,
+    now: float,
+    *,
+    allowance: int = UNLIMITED,
+    ahead: float = 0.0,
 ) -> Grant:
     """Take up to `want` tokens at `now` (seconds since the epoch), at most `allowance` in the
-    UTC day of `now` counted with what was taken earlier that day. The bucket is made full
-    on its first use."""
+    UTC day of `now` counted with what was taken earlier that day, and up to `ahead` tokens
+    more than the bucket holds: reserved, they are refilled -Grant.tokens / rate seconds after
+    `now`. The bucket is made full on its first use."""
     sql = _take_sql(session.get_bind().dialect.name)
     values = {"key": bucket.key, "rate": bucket.rate, "burst": bucket.burst, "now": now,
-              "want": want, "allowance": allowance, "day": int(now // DAY)}  # fmt: skip
+              "want": want, "allowance": allowance, "ahead": ahead,
+              "day": int(now // DAY)}  # fmt: skip
     row = session.execute(sql, values).first()
     if row is None:
         ensure(session, bucket, now)
@@ -150,13 +164,16 @@ def ensure(session: Session, bucket: Bucket, now: float) -> int:
     return int(session.scalar(select(Budget.first_day).where(Budget.key == bucket.key)) or 0)
 
 
-def give_back(session: Session, key: str, count: int) -> None:
-    """Return tokens taken for messages that were not sent after all (nothing was due)."""
+def give_back(session: Session, key: str, count: int, *, tokens: bool = True) -> None:
+    """Return tokens taken for messages that were not sent after all (nothing was due) to the
+    bucket and the day's count; to the day's count alone (`tokens` false) when they were
+    taken again."""
     if count > 0:
+        back = count if tokens else 0
         session.execute(
             update(Budget)
             .where(Budget.key == key)
-            .values(tokens=Budget.tokens + count, day_count=Budget.day_count - count)
+            .values(tokens=Budget.tokens + back, day_count=Budget.day_count - count)
         )
 
 
@@ -189,7 +206,7 @@ def allow(
     full = max(0, math.floor(limit + 1e-9))
     keys_wants = [(key, min(n, full)) for key, n in wants.items()]
     values = {"rate": limit / window, "burst": float(limit), "now": now,
-              "allowance": UNLIMITED, "day": int(now // DAY),
+              "allowance": UNLIMITED, "ahead": 0.0, "day": int(now // DAY),
               "keys": [k for k, _ in keys_wants], "wants": [w for _, w in keys_wants],
               "pairs": json.dumps(keys_wants)}  # fmt: skip
     sql = _allow_sql(session.get_bind().dialect.name)

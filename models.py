@@ -155,6 +155,8 @@ class Subscription(Base):
         ),
         # "What is due now" reads only the due rows: state equality, then a range on next_due_at.
         Index("ix_subscriptions_due", "state", "next_due_at"),
+        # The capped claim reads each zone's earliest due rows in order (scheduler/fair.py).
+        Index("ix_subscriptions_zone_due", "timezone", "next_due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

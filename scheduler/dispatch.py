@@ -14,8 +14,10 @@
    failure -> deferred, or failed once the backoff has used up the give-up time; permanent ->
    bounced). Steps 3 and 5 retry once on a lost database connection: what the relay accepted must
    be recorded, or the lease would expire and the lesson go out twice.
-Between 1 and 2, the gate (scheduler/gate.py) picks the batch's relay and takes its tokens from
-the budgets shared by every worker; claims over a budget are released, still due. After 5, a
+Between 1 and 3, the gate (scheduler/gate.py) picks the batch's relay and takes its tokens from
+the budgets shared by every worker (after step 2, so building the messages does not delay a
+batch past its tokens' time); claims over a budget are released, still due, and the batch
+is sent at the time its tokens are refilled. After 5, a
 course whose complaint or bounce rate passed its limits is held (breaker.py): held courses
 are not claimed. Batches repeat until nothing is due, so memory follows the batch size, not the
 subscriber count; while one batch is being sent, the next is claimed, rendered and started.
@@ -66,6 +68,7 @@ class Batch:
     sending: Future[list[SendResult]] | None = None
     results: list[SendResult] = field(default_factory=list)
     route: Route | None = None  # the relay it goes through, and no other
+    send_at: float = 0.0  # when its tokens are refilled, on the gate's clock
 
 
 @dataclass
@@ -103,8 +106,10 @@ class Dispatcher:
         """Send every lesson due at `now`, batch after batch, until none is left (or the
         process is stopping).
 
-        While one batch is on the wire (a thread that mostly waits on the socket), the next is
-        claimed and rendered, so the SMTP server is never idle waiting for the database."""
+        While one batch is on the wire (a thread that waits for the batch's time, then on the
+        socket), the next is claimed, so the SMTP server is never idle waiting for the
+        database. The next batch takes its tokens once the one on the wire is sent: a worker
+        holds one reservation at a time, and its batch goes at the reserved time."""
         assert self.gate is not None
         self.gate.start(now)
         result = PassResult()
@@ -114,22 +119,15 @@ class Dispatcher:
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drip-send") as wire:
                 while not self.stopping.is_set() and (claims := self.claim(now)):
-                    route, admitted = self.gate.admit(claims)
-                    taken = {id(c) for c in admitted}
-                    self._release([c for c in claims if id(c) not in taken])
-                    if route is None:
-                        log.warning("every relay rests or has used its allowance; %d claimed "
-                                    "lessons wait for a later pass", len(claims))  # fmt: skip
-                        break
-                    if not admitted:
-                        continue
-                    batch = self.prepare(admitted, now)
-                    batch.route = route
-                    self.gate.give_back(route, len(batch.dropped))
                     if in_flight is not None:
                         result.add(self.record(in_flight, now))
                         in_flight = None
-                    batch.sending = wire.submit(self._send, batch.messages, route.transport)
+                    batch = self.admit(claims, now)
+                    if batch is None:
+                        break
+                    if batch.route is None:
+                        continue
+                    batch.sending = wire.submit(self._send_on_time, batch)
                     in_flight = batch
         finally:
             if in_flight is not None:  # a claim failed meanwhile: what went out is still recorded
@@ -137,6 +135,29 @@ class Dispatcher:
             for each in self.gate.routes:  # an idle SMTP connection would time out meanwhile
                 each.transport.close()
         return result
+
+    def admit(self, claims: list[Claim], now: datetime) -> Batch | None:
+        """The claims the budgets let through, built and started, with their relay and time;
+        the others are released, still due. A batch without a route has nothing to send (its
+        claims all wait for their domains); None when every relay rests or is at its
+        allowance. Messages are built before the relay's tokens are taken, so the time from
+        the take to the send is the start's one transaction."""
+        assert self.gate is not None
+        domains = self.gate.domains(claims)
+        built = {c.subscription_id: self._build(c, now) for c in domains.claims}
+        relay = self.gate.admit(domains.claims, after=domains.at)
+        taken = {id(c) for c in relay.claims}
+        self._release([c for c in claims if id(c) not in taken])
+        if relay.route is None:
+            log.warning("every relay rests or has used its allowance; %d claimed lessons wait "
+                        "for a later pass", len(claims))  # fmt: skip
+            return None
+        if not relay.claims:
+            return Batch(to_send=[], dropped=[])
+        batch = self.prepare(relay.claims, now, built)
+        batch.route, batch.send_at = relay.route, relay.at
+        self.gate.give_back(relay.route, len(batch.dropped))
+        return batch
 
     def reconcile(self, now: datetime) -> None:
         """Once per process: deliveries and subscribers of a course edited since they were
@@ -171,10 +192,14 @@ class Dispatcher:
             return claim_due(session, now, limit, courses, self.lease, _message_id,
                              self.kinds, fair=self.gate.capped)  # fmt: skip
 
-    def prepare(self, claims: list[Claim], now: datetime) -> Batch:
-        """Build each claimed message, then start the ones still live and release the rest.
-        A message that cannot be built fails alone, with its reason; the batch goes on."""
-        built = {claim.subscription_id: self._build(claim, now) for claim in claims}
+    def prepare(
+        self, claims: list[Claim], now: datetime, built: dict[int, Outgoing | str] | None = None
+    ) -> Batch:
+        """Build each claimed message (unless `built` has it), then start the ones still live
+        and release the rest. A message that cannot be built fails alone, with its reason; the
+        batch goes on."""
+        built = built if built is not None else {c.subscription_id: self._build(c, now)
+                                                 for c in claims}  # fmt: skip
         live = reconnecting(lambda: self._start(claims, now))
         batch = Batch(to_send=[], dropped=[c for c in claims if c.subscription_id not in live])
         for claim in claims:
@@ -218,6 +243,22 @@ class Dispatcher:
         domain = self.bounce_domain or outgoing.sender.rpartition("@")[2]
         sender = verp_address(claim.subscription_id, claim.day, domain, self.verp_secret)
         return dataclasses.replace(outgoing, sender=sender)
+
+    def _send_on_time(self, batch: Batch) -> list[SendResult]:
+        """The batch sent slice by slice as its tokens are refilled (in the wire thread, which
+        waits for them); what is left after a stall takes its tokens again (Gate.on_time)."""
+        gate, route = self.gate, batch.route
+        assert gate is not None and route is not None
+        results: list[SendResult] = []
+        at = batch.send_at
+        while True:
+            sent = len(results)
+            at = gate.on_time(route, batch.to_send[sent:], at)
+            size, when = gate.slices(route, len(batch.messages) - sent, at)[0]
+            gate.wait_until(when)
+            results += self._send(batch.messages[sent : sent + size], route.transport)
+            if len(results) >= len(batch.messages):
+                return results
 
     def _send(self, messages: list[Outgoing], transport: Transport) -> list[SendResult]:
         """The transport's results; an error of the transport itself fails the batch for now

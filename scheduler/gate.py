@@ -4,12 +4,14 @@ from the budgets every worker on every machine shares (budgets.py).
 1. Domains: claims to a domain with a budget (DRIP_DOMAIN_RATES) take that domain's tokens;
    the ones not granted are released, still due in their order, for a later batch.
 2. Relay: the next one by weight among those not resting (smooth weighted round robin). The
-   batch takes that relay's tokens, one UPDATE for the whole batch while the bucket holds
-   enough, and waits for the rest (at most one burst is claimed at a time, so the wait is
-   short). A relay at its day's allowance (daily cap or warm-up plan, paced over the day)
-   grants what is left and the rest of the batch is released: it waits for a later pass, in
-   due order, never skipped. While a relay is capped so, claims are taken round robin across
-   time zones (scheduler/fair.py).
+   batch takes that relay's tokens in one UPDATE. A take reserves: the bucket may go up to
+   AHEAD_SECONDS of its rate below empty, and the batch is sent when the refill covers its
+   last token (Admission.at), not when it was taken. So the time a message reaches the relay
+   follows the bucket, however long the batch took to build or its worker waited, and
+   workers do not poll the bucket. A relay at its day's allowance (daily cap or warm-up plan,
+   paced over the day) grants what is left and the rest of the batch is released: it waits
+   for a later pass, in due order, never skipped. While a relay is capped so, claims are
+   taken round robin across time zones (scheduler/fair.py).
 3. After the send: a relay that refused the connection or answered 4xx to most of the batch
    rests (DRIP_RELAY_REST_SECONDS, doubled with each rest in a row, at most an hour) and its
    share moves to the others. A batch belongs to one relay: no lesson goes through two.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -34,7 +37,12 @@ from ..send import SendResult, SendStatus, Transport
 from .queries import Claim
 
 log = logging.getLogger("drip.dispatch")
-BURST_SECONDS = 0.2  # a bucket holds this many seconds of its rate (at least one message)
+# A bucket holds this many seconds of its rate (at least one message): after an idle time no
+# 10-second window gets more than 1.01 x the rate.
+BURST_SECONDS = 0.1
+BATCH_SECONDS = 0.2  # a claim is at most this many seconds of the slowest relay's rate
+AHEAD_SECONDS = 2.0  # how far ahead of the refill tokens may be reserved
+PACE_SECONDS = 0.02  # a batch goes out in slices of this many seconds of its relay's rate
 LONGEST_REST = 3600.0
 
 
@@ -77,6 +85,20 @@ def allowance(route: Route, at: float, start_day: int) -> int:
     return max(1, cap * hours // 24)
 
 
+def domain_of(claim: Claim) -> str:
+    return claim.recipient.email.rpartition("@")[2].casefold()
+
+
+@dataclass
+class Admission:
+    """What a budget lets through: the relay (None: every one rests or is at its allowance),
+    the claims it may send, and when, on the gate's clock (Gate.clock)."""
+
+    route: Route | None
+    claims: list[Claim]
+    at: float
+
+
 @dataclass
 class Gate:
     engine: Engine
@@ -110,57 +132,71 @@ class Gate:
         return any(r.daily or r.warmup for r in self.routes)
 
     def claim_limit(self, batch_size: int) -> int:
-        """Claim at most one burst of the slowest relay: more would only wait, leased."""
+        """Claim at most BATCH_SECONDS of the slowest relay: more would only wait, leased."""
         rates = [r.rate for r in self.routes if r.rate]
-        burst = min((max(1.0, rate * BURST_SECONDS) for rate in rates), default=batch_size)
-        return max(1, min(batch_size, int(burst)))
+        most = min((max(1.0, rate * BATCH_SECONDS) for rate in rates), default=batch_size)
+        return max(1, min(batch_size, int(most)))
 
-    def admit(self, claims: list[Claim]) -> tuple[Route | None, list[Claim]]:
-        """The relay for this batch and the claims it may send now (the others are to be
-        released); no relay when every one rests or has used its allowance."""
-        if not self.budgeted:
-            return self.routes[0], claims
-        kept = self._domains(claims)
-        if not kept:  # all wait for their domains' buckets: released, and the pass goes on
-            return self.routes[0], []
+    def domains(self, claims: list[Claim]) -> Admission:
+        """The claims their domains' budgets admit, in their order (the others are to be
+        released), and when the last of their tokens is refilled."""
+        if not self.domain_rates:
+            return Admission(self.routes[0], claims, 0.0)
+        by_domain: dict[str, list[Claim]] = {}
+        for claim in claims:
+            by_domain.setdefault(domain_of(claim), []).append(claim)
+        kept = [c for d, group in by_domain.items() if d not in self.domain_rates for c in group]
+        at = 0.0
+        for domain, group in by_domain.items():
+            if domain in self.domain_rates:
+                granted, ready = self._domain_tokens(domain, len(group))
+                kept += group[:granted]
+                at = max(at, ready) if granted else at
+        if not kept:  # every claim waits for its domain: give the buckets time to refill
+            self.sleep(min(1.0, 1 / min(self.domain_rates.values())))
+        order = {id(c): n for n, c in enumerate(claims)}
+        return Admission(self.routes[0], sorted(kept, key=lambda c: order[id(c)]), at)
+
+    def admit(self, claims: list[Claim], after: float = 0.0) -> Admission:
+        """The relay for these claims, the ones it may send (the others are to be released)
+        and when: at the time its tokens are refilled, and not before `after` (the domains').
+        No relay when every one rests or has used its allowance."""
+        if not self.budgeted or not claims:
+            return Admission(self.routes[0], claims, after)
         for route in self._by_weight():
-            granted = self._relay_tokens(route, len(kept))
+            granted, at = self._relay_tokens(route, len(claims))
             if granted:
-                return route, kept[:granted]
-        return None, []
+                return Admission(route, claims[:granted], max(at, after))
+        return Admission(None, [], after)
+
+    def slices(self, route: Route, count: int, at: float) -> list[tuple[int, float]]:
+        """A batch of `count` reserved to go at `at`, in slices of PACE_SECONDS of the relay's
+        rate: where each slice ends, and when its last token is refilled (the batch's last at
+        `at`). So a batch reaches the relay at its rate, not in one burst."""
+        rate = route.bucket.rate
+        size = max(1, int(rate * PACE_SECONDS))
+        ends = [*range(size, count, size), count]
+        return [(end, at - (count - end) / rate) for end in ends]
+
+    def wait_until(self, at: float) -> None:
+        """Sleep until `at` on the gate's clock: the time a batch's tokens are refilled."""
+        if at > self.clock():
+            self.sleep(at - self.clock())
 
     def _run(self, step: Callable[[Session], budgets.Grant]) -> budgets.Grant:
         """A take in a transaction of its own (budgets.takes)."""
         with budgets.takes(self.engine) as session:
             return step(session)
 
-    def _domains(self, claims: list[Claim]) -> list[Claim]:
-        by_domain: dict[str, list[Claim]] = {}
-        for claim in claims:
-            by_domain.setdefault(claim.recipient.email.rpartition("@")[2].casefold(),
-                                 []).append(claim)  # fmt: skip
-        kept = [c for d, group in by_domain.items() if d not in self.domain_rates for c in group]
-        for domain, group in by_domain.items():
-            if domain in self.domain_rates:
-                kept += group[: self._domain_tokens(domain, len(group))]
-        if not kept:  # every claim waits for its domain: give the buckets time to refill
-            self.sleep(min(1.0, 1 / min(self.domain_rates.values())))
-        order = {id(c): n for n, c in enumerate(claims)}
-        return sorted(kept, key=lambda c: order[id(c)])
-
-    def _domain_tokens(self, domain: str, want: int) -> int:
-        """Tokens of the domain's bucket, waiting a little (up to three takes) rather than
-        releasing claims another worker would claim again at once."""
+    def _domain_tokens(self, domain: str, want: int) -> tuple[int, float]:
+        """Tokens of the domain's bucket, reserved up to AHEAD_SECONDS ahead (the claims over
+        that are released), and when the last is refilled."""
         rate = self.domain_rates[domain]
         bucket = budgets.Bucket(f"domain:{domain}", rate, max(1.0, rate * BURST_SECONDS))
-        have = 0
-        for attempt in range(3):
-            grant = self._run(lambda s: budgets.take(s, bucket, want - have, self.clock()))  # noqa: B023
-            have += grant.granted
-            if have == want or attempt == 2:
-                break
-            self.sleep(max(0.002, min(BURST_SECONDS / 2, (want - have - grant.tokens) / rate)))
-        return have
+        at = self.clock()
+        ahead = rate * AHEAD_SECONDS
+        grant = self._run(lambda s: budgets.take(s, bucket, want, at, ahead=ahead))
+        return grant.granted, at + max(0.0, -grant.tokens) / rate
 
     def _by_weight(self) -> list[Route]:
         """Routes not resting, the next by smooth weighted round robin first."""
@@ -174,38 +210,78 @@ class Gate:
         chosen.current -= total
         return [chosen] + [r for r in ready if r is not chosen]
 
-    def _relay_tokens(self, route: Route, want: int) -> int:
-        """Tokens for `want` messages from the relay's bucket, waiting for them while the
-        relay is neither resting nor at its allowance; how many were granted."""
-        have = 0
+    def _relay_tokens(self, route: Route, want: int) -> tuple[int, float]:
+        """Tokens for `want` messages from the relay's bucket, waiting for room while more
+        than AHEAD_SECONDS are reserved, unless the relay rests or is at its allowance; how
+        many were granted, and when the last of them is refilled."""
+        have, at, left, rate = 0, self.clock(), 0.0, route.bucket.rate
         while have < want:
-            grant = self._run(lambda s: self._take(s, route, want - have))  # noqa: B023
-            have += grant.granted
-            if grant.rested_until > self.clock():
+            at = self.clock()
+            grant = self._run(lambda s: self._take(s, route, want - have, at))  # noqa: B023
+            have, left = have + grant.granted, grant.tokens
+            if grant.rested_until > at:
                 route.resting_until = grant.rested_until
-                return have
-            if have < want and grant.granted == 0 and grant.tokens >= 1:
+                return have, at
+            room = grant.tokens + self.ahead(route)
+            if have < want and grant.granted == 0 and room >= 1:
                 log.info("relay %s has used its allowance for now; lessons wait", route.relay)
-                return have
-            if have < want:  # look again halfway: a full bucket would waste its refill
-                need = min(want - have, route.bucket.burst) - grant.tokens
-                self.sleep(max(0.002, need / route.bucket.rate / 2))
-        return have
+                return have, at
+            if have < want:  # AHEAD_SECONDS are reserved: wait until the refill makes room
+                self.sleep(max(0.002, (want - have - room) / rate))
+        return have, at + max(0.0, -left) / rate
 
-    def _take(self, session: Session, route: Route, want: int) -> budgets.Grant:
-        at = self.clock()
+    @staticmethod
+    def ahead(route: Route) -> float:
+        """How many tokens below empty the relay's bucket may go: reserved for batches that
+        wait for their time; none for a relay without a rate (its bucket stands for a cap)."""
+        return route.rate * AHEAD_SECONDS
+
+    def _take(self, session: Session, route: Route, want: int, at: float) -> budgets.Grant:
         if (route.daily or route.warmup) and route.first_day is None:
             route.first_day = budgets.ensure(session, route.bucket, at)
         start = self.warmup_start
         first = (start - date(1970, 1, 1)).days if start else (route.first_day or 0)
-        return budgets.take(session, route.bucket, want, at,
+        return budgets.take(session, route.bucket, want, at, ahead=self.ahead(route),
                             allowance=allowance(route, at, first))  # fmt: skip
 
-    def give_back(self, route: Route, count: int) -> None:
+    def give_back(self, route: Route, count: int, *, tokens: bool = True) -> None:
         """Tokens of claims that went unsent (stopped before the send) return to the bucket."""
         if count and self.budgeted:
             with Session(writer(self.engine)) as session, session.begin():
-                budgets.give_back(session, route.key, count)
+                budgets.give_back(session, route.key, count, tokens=tokens)
+
+    def on_time(self, route: Route, claims: Sequence[Claim], at: float) -> float:
+        """When the last of `claims` (what is left of a batch) is to go: at `at` as reserved,
+        unless their first slice missed its time by more than a bucket holds (the worker or
+        the relay stalled). Their tokens then stood for time that has passed, and sending now
+        would give the relay what two windows allow in one; they take their tokens again
+        (counted once in the day's allowance, whatever the relay's rests: they are started)
+        and go when those are refilled."""
+        late = self.clock() - self.slices(route, len(claims), at)[0][1]
+        if late <= BURST_SECONDS or not (route.rate or self.domain_rates):
+            return at  # on time, or no rate to keep (a relay's daily cap alone)
+        log.info("%d messages missed their time by %.2f s; they take their tokens again",
+                 len(claims), late)  # fmt: skip
+        groups = Counter(domain_of(c) for c in claims if domain_of(c) in self.domain_rates)
+        times = [self._reserve(f"domain:{d}", self.domain_rates[d], n) for d, n in groups.items()]
+        if route.rate:
+            times.append(self._reserve(route.key, route.bucket.rate, len(claims)))
+            self.give_back(route, len(claims), tokens=False)
+        return max(times, default=at)
+
+    def _reserve(self, key: str, rate: float, want: int) -> float:
+        """All `want` tokens of the bucket, waiting for room when AHEAD_SECONDS are reserved;
+        when the last is refilled."""
+        bucket = budgets.Bucket(key, rate, max(1.0, rate * BURST_SECONDS))
+        have, at, left = 0, self.clock(), 0.0
+        while have < want:
+            at = self.clock()
+            grant = self._run(lambda s: budgets.take(s, bucket, want - have, at,  # noqa: B023
+                                                     ahead=rate * AHEAD_SECONDS))  # fmt: skip
+            have, left = have + grant.granted, grant.tokens
+            if have < want:
+                self.sleep(max(0.002, (want - have - left - rate * AHEAD_SECONDS) / rate))
+        return at + max(0.0, -left) / rate
 
     def settle(self, route: Route, results: Sequence[SendResult]) -> None:
         """Rest a relay that failed most of the batch; clear its rests once it takes one."""

@@ -80,8 +80,9 @@ ALL_KINDS = frozenset(DUE_KINDS)
 
 
 def due(
-    now: datetime, limit: int, course_slugs: list[str], kinds: frozenset[str], fair: bool = False
-) -> Any:
+    now: datetime, limit: int, course_slugs: list[str], kinds: frozenset[str], fair: bool = False,
+    per_zone: bool = False,
+) -> Any:  # fmt: skip
     """The claim query: subscriptions that are
     - due at `now`: a lesson (subscriptions.due_condition) and/or a confirmation email
       (confirmation_due_condition), as `kinds` says,
@@ -89,8 +90,8 @@ def due(
     - not leased by a live worker (no lease, or its deadline has passed),
     - not of a suppressed address (suppressions.end_suppressed_due ends those);
     oldest due first (or, `fair` while sending is capped, round robin across time zones:
-    scheduler/fair.py), at most `limit`, locked for this transaction and skipped by the
-    others."""
+    scheduler/fair.py; `per_zone`: ranking each zone's first rows only, on PostgreSQL), at
+    most `limit`, locked for this transaction and skipped by the others."""
     conditions = claimable(now, course_slugs, kinds)
     query = (
         select(
@@ -112,7 +113,10 @@ def due(
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .where(*conditions)
     )
-    query = fair_order(query, conditions) if fair else query.order_by(Subscription.next_due_at)
+    if fair:
+        query = fair_order(query, conditions, *((now, limit) if per_zone else ()))
+    else:
+        query = query.order_by(Subscription.next_due_at)
     return query.limit(limit).with_for_update(skip_locked=True, of=Subscription)
 
 
@@ -135,7 +139,10 @@ def claim_due(
     """Lease what is due and return it as claims (`fair`: round robin across time zones);
     a message tried before keeps its Message-ID (a confirmation asked for again after one
     went out gets a new one)."""
-    rows = session.execute(due(now, limit, list(courses), kinds, fair)).all()
+    per_zone = fair and session.get_bind().dialect.name == "postgresql"
+    rows = session.execute(due(now, limit, list(courses), kinds, fair, per_zone)).all()
+    if per_zone and len(rows) < limit:  # few due, or others' claims hold the zones' first
+        rows = session.execute(due(now, limit, list(courses), kinds, fair)).all()
     if not rows:
         return []
     ahead = received_ahead(session, [r.id for r in rows if _passes_over(r)])

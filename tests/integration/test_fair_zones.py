@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from drip.models import Delivery, DeliveryState, Subscription, make_engine
@@ -119,3 +120,32 @@ def test_only_a_capped_relay_claims_by_zone_and_the_hot_path_keeps_its_order(
     assert "row_number" not in plain and plain.endswith("LIMIT :param_1 FOR UPDATE")
     assert "row_number() OVER (PARTITION BY subscriptions.timezone" in str(
         due(T0, 10, ["bone-health"], ALL_KINDS, fair=True))  # fmt: skip
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_ranking_each_zones_first_rows_claims_what_ranking_every_row_would(
+    database_url: str,
+) -> None:
+    """On PostgreSQL the capped claim ranks only each zone's first rows (PER_ZONE x its
+    limit): three zones of 50 due lessons at scattered times, claimed 1, 5, 20 and 200 at a
+    time, give the rows, in the order, that ranking every due row gives."""
+    zones = [EAST, WEST, "America/Chicago"]
+    seed(database_url, 150, "bone-health", MIDNIGHT)
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        for i in range(1, 151):
+            scattered = MIDNIGHT + timedelta(seconds=i * 37 % 151)
+            conn.execute(update(Subscription).where(Subscription.id == i)
+                         .values(timezone=zones[i % 3], next_due_at=scattered))  # fmt: skip
+    at = MIDNIGHT + timedelta(hours=1)
+    with engine.connect() as conn:
+        for limit in (1, 5, 20, 200):
+            every = due(at, limit, ["bone-health"], ALL_KINDS, fair=True)
+            first = due(at, limit, ["bone-health"], ALL_KINDS, fair=True, per_zone=True)
+            expected = [row.id for row in conn.execute(every)]
+            assert [row.id for row in conn.execute(first)] == expected, limit
+            assert len(expected) == min(limit, 150)
+            if limit == 5:
+                assert {expected[0] % 3, expected[1] % 3, expected[2] % 3} == {0, 1, 2}
+        conn.rollback()
+    engine.dispose()

@@ -17,6 +17,7 @@ from ...course import lint
 from ...hooks import outbox
 from ...models import Subscription, SubscriptionState
 from ...runtime import Runtime
+from ..body import check_text
 from .auth import Auth, to_sign_in
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
@@ -78,7 +79,7 @@ class Pages:
 
     def subscribers(self, request: Request) -> Response:
         params = request.query_params
-        search = params.get("q", "").strip()[:MAX_SEARCH]
+        search = _search(request)
         course = params.get("course", "") if params.get("course", "") in self.rt.courses else ""
         state = params.get("state", "") if params.get("state", "") in STATES else ""
 
@@ -107,7 +108,7 @@ class Pages:
         return self._page(request, "subscription.html", read)
 
     def suppressions(self, request: Request) -> Response:
-        search = request.query_params.get("q", "").strip().casefold()[:MAX_SEARCH]
+        search = _search(request).casefold()
 
         def read(db: Any, now: Any) -> dict[str, Any]:
             rows = suppressions.listing(db, search, limit=console.LIST_LIMIT + 1)
@@ -115,6 +116,12 @@ class Pages:
                     "q": search}  # fmt: skip
 
         return self._page(request, "suppressions.html", read)
+
+
+def _search(request: Request) -> str:
+    """The search box's text: at most MAX_SEARCH characters, and none a database cannot compare
+    (a NUL from a hand-made URL gets 422, not a database error)."""
+    return check_text(request.query_params.get("q", "").strip()[:MAX_SEARCH])
 
 
 def _id(text: str) -> int:

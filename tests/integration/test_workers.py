@@ -23,12 +23,16 @@ from fleet import delivery_states, reader, reap, seed, start, worker_env
 POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
-def wait_until(condition: Callable[[], bool], worker: subprocess.Popen[bytes], what: str) -> None:
-    """Poll (no clock is moved by this) until `condition`, failing if the worker died first."""
+def wait_until(
+    condition: Callable[[], bool], worker: subprocess.Popen[bytes], what: str | Callable[[], str]
+) -> None:
+    """Poll (no clock is moved by this) until `condition`, failing if the worker died first;
+    `what` may be worked out only then (it can say what was last seen)."""
     deadline = time.monotonic() + 60
     while not condition():
-        assert worker.poll() is None, f"the worker exited ({worker.returncode}) before {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        said = what() if callable(what) else what
+        assert worker.poll() is None, f"the worker exited ({worker.returncode}) before {said}"
+        assert time.monotonic() < deadline, f"timed out waiting for {said}"
         time.sleep(0.01)
 
 
@@ -141,9 +145,12 @@ def test_drip_run_survives_killed_database_connections(database_url, smtp_server
                     {"name": name},
                 ).scalar_one()  # fmt: skip
         wait_until(lambda: len(smtp_server.messages) >= subscribers, worker, "every lesson")
+        seen: list[object] = []  # the last states read, for the message if it times out
         wait_until(
-            lambda: delivery_states(database_url) == {DeliveryState.SENT: subscribers},
-            worker, "every delivery recorded",
+            lambda: seen.append(delivery_states(database_url))
+            or seen[-1] == {DeliveryState.SENT: subscribers},
+            worker, lambda: f"every delivery recorded (last seen: {seen[-1:]}, "
+            f"{len(smtp_server.messages)} messages)",
         )  # fmt: skip
     finally:
         worker.terminate()

@@ -61,16 +61,6 @@ def split_domains(db: Database) -> None:
     engine.dispose()
 
 
-def states(db: Database) -> dict[str, int]:
-    """The deliveries by state once the workers are done (a deferral shows here)."""
-    engine = make_engine(db.url)
-    with engine.connect() as conn:
-        rows = conn.execute(text("SELECT state, count(*) FROM deliveries GROUP BY state"))
-        found = {str(state): int(n) for state, n in rows}
-    engine.dispose()
-    return found
-
-
 def report(arrivals: list[tuple[float, str]], started: float, rate: float,
            domain_rate: float | None, lessons: int) -> None:  # fmt: skip
     """Per 10-second window from the first arrival: the rate over the budget (and the budgeted
@@ -131,7 +121,7 @@ def scenario(name: str, lessons: int, rate: float, per_domain: bool) -> None:
             arrivals = [(float(at), domain) for at, domain in
                         (line.split() for line in record.read_text().splitlines())]  # fmt: skip
             print(
-                f"{name}: workers exited {codes}; the sink took {taken:,}; deliveries {states(db)}"
+                f"{name}: workers exited {codes}; the sink took {taken:,}; deliveries {db.states()}"
             )
             report(sorted(arrivals), started, rate, domain_rate, lessons)
         finally:

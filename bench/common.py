@@ -20,14 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, func, insert, select, text
 
 from drip import migrations
-from drip.models import (
-    Delivery,
-    DeliveryState,
-    Subscriber,
-    Subscription,
-    SubscriptionState,
-    make_engine,
-)
+from drip.models import Subscriber, Subscription, SubscriptionState, make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -110,13 +103,14 @@ class Database:
         engine.dispose()
         return int(waiting or 0)
 
-    def sent(self) -> int:
-        """How many deliveries (lessons and confirmations) are recorded as sent."""
+    def states(self) -> dict[str, int]:
+        """The deliveries (lessons and confirmations) by state (a deferral shows here)."""
         engine = make_engine(self.url)
         with engine.connect() as conn:
-            count = conn.scalar(select(func.count()).where(Delivery.state == DeliveryState.SENT))
+            rows = conn.execute(text("SELECT state, count(*) FROM deliveries GROUP BY state"))
+            found = {str(state): int(n) for state, n in rows}
         engine.dispose()
-        return int(count or 0)
+        return found
 
     def seed(self, count: int, course_slug: str, due_at: datetime, days: int = 7) -> float:
         """`count` active subscribers over ZONES and lessons 1..days, due at `due_at`; seconds."""

@@ -145,7 +145,7 @@ def slow_relay(kind: str, folder: Path, signups: int = 20, lessons: int = 40) ->
                 client.post(base + "/subscribe", json=body).raise_for_status()
         probe.stop.set()
         deadline = time.monotonic() + 120  # the service is stopped once it has sent them all
-        while db.sent() < lessons + signups and time.monotonic() < deadline:
+        while db.states().get("sent", 0) < lessons + signups and time.monotonic() < deadline:
             time.sleep(0.5)
     finally:
         service.terminate()
